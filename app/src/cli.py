@@ -1,0 +1,378 @@
+"""Operator command line: ``ctv-bookedbiz``.
+
+The commands need DATABASE_PATH (``import`` also DATA_PATH) but never the
+session secret.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import click
+from werkzeug.security import generate_password_hash
+
+from . import config, db
+from .importer import ImportFileError, read_budget_file, read_spot_file
+from .months import MonthError, label, parse_month
+
+MIN_PASSWORD_LENGTH = 8
+SHOW_ERRORS = 50
+
+
+def _config(getter):
+    try:
+        return getter()
+    except config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _open(create: bool = False) -> sqlite3.Connection:
+    path = _config(config.database_path)
+    if not create and not path.exists():
+        raise click.ClickException(
+            f"DATABASE_PATH {path} does not exist: run "
+            "'ctv-bookedbiz db upgrade' first")
+    try:
+        return db.connect(path, create=create)
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"DATABASE_PATH {path}: {exc}") from None
+
+
+@contextmanager
+def _database():
+    """A connection to a database whose schema is current."""
+    conn = _open()
+    try:
+        version = db.schema_version(conn)
+        if version != db.LATEST_VERSION:
+            raise click.ClickException(
+                f"database schema is at version {version}, this application "
+                f"needs {db.LATEST_VERSION}: run 'ctv-bookedbiz db upgrade'")
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _bulk():
+    """Large imports allocate millions of small objects that are never
+    cyclic garbage; pausing the cyclic collector halves the time taken."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _month(value: str) -> str:
+    try:
+        return parse_month(value)
+    except MonthError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _progress(label_text: str, length: int):
+    """A progress bar on a terminal; otherwise nothing."""
+    if not sys.stderr.isatty() or length <= 0:
+        return None
+    return click.progressbar(length=length, label=label_text,
+                             file=sys.stderr)
+
+
+@click.group()
+@click.version_option(package_name="ctv-bookedbiz-db")
+def main() -> None:
+    """CTV BookedBiz DB: booked-business reporting."""
+
+
+# --- db --------------------------------------------------------------------
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database if missing and apply pending migrations."""
+    conn = _open(create=True)
+    try:
+        before, after = db.upgrade(conn)
+    except (RuntimeError, sqlite3.Error) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        conn.close()
+    if before == after:
+        click.echo(f"schema up to date at version {after}")
+    else:
+        click.echo(f"schema upgraded from version {before} to {after}")
+
+
+@db_group.command("version")
+def db_version() -> None:
+    """Print the schema version of the database."""
+    conn = _open()
+    try:
+        click.echo(db.schema_version(conn))
+    finally:
+        conn.close()
+
+
+# --- users -----------------------------------------------------------------
+
+@main.group("users")
+def users_group() -> None:
+    """Accounts for the web application."""
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True,
+                                confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise click.ClickException(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} "
+            "characters")
+    return password
+
+
+@users_group.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(db.ROLES), required=True)
+def users_add(name: str, role: str) -> None:
+    """Add a user; the password comes from a prompt, or from stdin when
+    stdin is not a terminal."""
+    name = name.strip()
+    if not name:
+        raise click.BadParameter("the name is empty", param_hint="NAME")
+    with _database() as conn:
+        if db.get_user(conn, username=name) is not None:
+            raise click.ClickException(f"user {name!r} already exists")
+        password = _read_password()
+        db.add_user(conn, name, generate_password_hash(password), role)
+    click.echo(f"added user {name} ({role})")
+
+
+@users_group.command("list")
+def users_list() -> None:
+    """List users."""
+    with _database() as conn:
+        for row in db.list_users(conn):
+            state = "active" if row["active"] else "disabled"
+            click.echo(f"{row['username']}\t{row['role']}\t{state}")
+
+
+@users_group.command("set-password")
+@click.argument("name")
+def users_set_password(name: str) -> None:
+    """Set a user's password (prompt, or stdin when not a terminal)."""
+    with _database() as conn:
+        if db.get_user(conn, username=name) is None:
+            raise click.ClickException(f"no user {name!r}")
+        password = _read_password()
+        db.update_user(conn, name,
+                       password_hash=generate_password_hash(password))
+    click.echo(f"password changed for {name}")
+
+
+@users_group.command("disable")
+@click.argument("name")
+def users_disable(name: str) -> None:
+    """Disable a user; they can no longer log in."""
+    with _database() as conn:
+        if not db.update_user(conn, name, active=0):
+            raise click.ClickException(f"no user {name!r}")
+    click.echo(f"disabled {name}")
+
+
+@users_group.command("enable")
+@click.argument("name")
+def users_enable(name: str) -> None:
+    """Enable a disabled user."""
+    with _database() as conn:
+        if not db.update_user(conn, name, active=1):
+            raise click.ClickException(f"no user {name!r}")
+    click.echo(f"enabled {name}")
+
+
+# --- imports ---------------------------------------------------------------
+
+def _report_errors(exc: ImportFileError, path: Path) -> None:
+    click.echo(f"{path}: {exc.total} problem(s), nothing was imported:",
+               err=True)
+    for line in exc.errors[:SHOW_ERRORS]:
+        click.echo(f"  {line}", err=True)
+    if exc.total > SHOW_ERRORS:
+        click.echo(f"  ... and {exc.total - SHOW_ERRORS} more", err=True)
+    sys.exit(1)
+
+
+def _run_with_progress(text: str, length: int, work):
+    bar = _progress(text, length)
+    if bar is None:
+        return work(None)
+    with bar:
+        return work(bar.update)
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False,
+                                        path_type=Path))
+def import_file(file: Path) -> None:
+    """Import a Commercial Log (.xlsx) or spots CSV.  The broadcast months
+    in the file replace those months; closed months are skipped."""
+    data_dir = _config(config.data_path)
+    started = time.perf_counter()
+    with _database() as conn, _bulk():
+        try:
+            rows = _run_with_progress(
+                "validating", max(importer_lines(file) - 1, 0),
+                lambda update: read_spot_file(file, update))
+        except ImportFileError as exc:
+            _report_errors(exc, file)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"{file}: {exc}") from None
+
+        stored: list[Path] = []
+
+        def archive(batch_id: int) -> str:
+            target = data_dir / f"batch-{batch_id:06d}-{file.name}"
+            partial = target.with_name(target.name + ".partial")
+            shutil.copyfile(file, partial)
+            os.replace(partial, target)
+            stored.append(target)
+            return str(target)
+
+        try:
+            result = _run_with_progress(
+                "writing", len(rows),
+                lambda update: db.replace_spots(
+                    conn, rows, source_file=str(file.resolve()),
+                    archive=archive, progress=update))
+        except BaseException:
+            for path in stored:
+                path.unlink(missing_ok=True)
+            raise
+    elapsed = time.perf_counter() - started
+    months = ", ".join(label(m) for m in result.months) or "none"
+    click.echo(f"batch {result.batch_id}: imported {result.rows_written} "
+               f"spots for {months} in {elapsed:.1f}s")
+    if result.skipped_months:
+        click.echo(
+            f"skipped {result.rows_skipped} rows of closed month(s) "
+            + ", ".join(label(m) for m in result.skipped_months))
+    click.echo(f"file kept as {result.stored_file}")
+
+
+def importer_lines(file: Path) -> int:
+    from .importer import count_lines
+
+    return count_lines(file) if sys.stderr.isatty() else 0
+
+
+@main.command("import-budget")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False,
+                                        path_type=Path))
+def import_budget(file: Path) -> None:
+    """Import AE budgets from a CSV with columns ae, month, amount."""
+    with _database() as conn:
+        try:
+            rows = read_budget_file(file)
+        except ImportFileError as exc:
+            _report_errors(exc, file)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"{file}: {exc}") from None
+        result = db.replace_budgets(conn, rows,
+                                    source_file=str(file.resolve()))
+    click.echo(f"batch {result.batch_id}: {result.rows_written} budget "
+               "rows imported")
+    if result.skipped_months:
+        click.echo(f"skipped {result.rows_skipped} rows of closed month(s) "
+                   + ", ".join(label(m) for m in result.skipped_months))
+
+
+@main.command("close-month")
+@click.argument("month")
+@click.option("--by", "closed_by", default=lambda: os.environ.get(
+    "USER", "cli"), show_default="$USER", help="Who closes the month.")
+def close_month(month: str, closed_by: str) -> None:
+    """Close a broadcast month (Mmm-YY): imports no longer change it."""
+    key = _month(month)
+    with _database() as conn:
+        if db.close_month(conn, key, closed_by):
+            click.echo(f"closed {label(key)}")
+        else:
+            click.echo(f"{label(key)} was already closed")
+
+
+@main.command("reopen-month")
+@click.argument("month")
+def reopen_month(month: str) -> None:
+    """Reopen a closed broadcast month (Mmm-YY)."""
+    key = _month(month)
+    with _database() as conn:
+        if db.reopen_month(conn, key):
+            click.echo(f"reopened {label(key)}")
+        else:
+            click.echo(f"{label(key)} was not closed")
+
+
+@main.command("demo-data")
+@click.option("--spots", type=click.IntRange(1, 5_000_000), default=20000,
+              show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--start", "start", default=None,
+              help="First broadcast month (Mmm-YY); default January of "
+                   "last year.")
+@click.option("--months", type=click.IntRange(1, 120), default=24,
+              show_default=True)
+@click.option("--export", "export", type=click.Path(dir_okay=False,
+                                                    path_type=Path),
+              default=None, help="Also write the spots as an import file "
+                                 "(.csv or .xlsx).")
+@click.option("--no-db", is_flag=True,
+              help="Only write the --export file; leave the database alone.")
+def demo_data(spots: int, seed: int, start: str | None, months: int,
+              export: Path | None, no_db: bool) -> None:
+    """Generate deterministic synthetic spots and budgets."""
+    from .demo import generate
+    from .importer import write_spot_file
+
+    if no_db and export is None:
+        raise click.UsageError("--no-db needs --export FILE")
+    if export is not None and export.suffix.lower() not in (".csv", ".xlsx"):
+        raise click.BadParameter("use a .csv or .xlsx file",
+                                 param_hint="--export")
+    start_key = _month(start) if start else f"{date.today().year - 1}-01"
+    started = time.perf_counter()
+    with _bulk():
+        rows, budgets = generate(spots, seed, start_key, months)
+    if export is not None:
+        count = write_spot_file(export, rows)
+        click.echo(f"wrote {count} spots to {export}")
+    if no_db:
+        return
+    with _database() as conn, _bulk():
+        result = db.replace_spots(
+            conn, rows, kind="demo",
+            source_file=f"demo-data --spots {spots} --seed {seed} "
+                        f"--start {label(start_key)} --months {months}")
+        db.replace_budgets(conn, budgets, source_file=f"demo-data --seed {seed}")
+    elapsed = time.perf_counter() - started
+    click.echo(f"batch {result.batch_id}: {result.rows_written} demo spots "
+               f"for {label(start_key)} to "
+               f"{label(rows and max(r[2] for r in rows) or start_key)} "
+               f"in {elapsed:.1f}s")
+    if result.skipped_months:
+        click.echo("skipped closed month(s) "
+                   + ", ".join(label(m) for m in result.skipped_months))

@@ -1,0 +1,382 @@
+"""All database access: connections, migrations and the writes.
+
+Every connection runs in WAL mode with foreign keys on.  Connections are in
+autocommit mode; writes happen inside :func:`transaction`, so each logical
+change (one migration, one import, one closure) is a single transaction.
+Report queries live next to the report code and run through
+:func:`get_db` / :func:`query`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from operator import itemgetter
+from pathlib import Path
+
+from flask import current_app, g
+
+ROLES = ("admin", "management", "ae", "viewer")
+
+# Columns of a spot row as produced by the importer and demo-data, in order.
+SPOT_COLUMNS = (
+    "bill_code", "air_date", "broadcast_month", "customer", "agency",
+    "sales_person", "revenue_type", "spot_type", "language_code", "market",
+    "length_seconds", "gross_rate", "station_net", "broker_fees", "contract",
+)
+
+# Versioned migrations: MIGRATIONS[i] takes the schema from version i to i+1.
+# Never edit a released migration; append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: initial schema
+    """
+    CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        username      TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        role          TEXT NOT NULL
+                      CHECK (role IN ('admin', 'management', 'ae', 'viewer')),
+        active        INTEGER NOT NULL DEFAULT 1,
+        created_at    TEXT NOT NULL
+    );
+    CREATE TABLE customers (
+        id   INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE import_batches (
+        id             INTEGER PRIMARY KEY,
+        kind           TEXT NOT NULL,
+        source_file    TEXT NOT NULL,
+        stored_file    TEXT,
+        started_at     TEXT NOT NULL,
+        finished_at    TEXT,
+        row_count      INTEGER NOT NULL DEFAULT 0,
+        months         TEXT NOT NULL DEFAULT '',
+        skipped_months TEXT NOT NULL DEFAULT '',
+        status         TEXT NOT NULL DEFAULT 'running'
+    );
+    CREATE TABLE month_closures (
+        broadcast_month TEXT PRIMARY KEY,
+        closed_at       TEXT NOT NULL,
+        closed_by       TEXT NOT NULL
+    );
+    CREATE TABLE budgets (
+        sales_person    TEXT NOT NULL,
+        broadcast_month TEXT NOT NULL,
+        amount          INTEGER NOT NULL,
+        import_batch_id INTEGER REFERENCES import_batches (id),
+        PRIMARY KEY (sales_person, broadcast_month)
+    );
+    CREATE TABLE spots (
+        id              INTEGER PRIMARY KEY,
+        bill_code       TEXT NOT NULL,
+        air_date        TEXT NOT NULL,
+        broadcast_month TEXT NOT NULL,
+        customer_id     INTEGER NOT NULL REFERENCES customers (id),
+        agency          TEXT,
+        sales_person    TEXT,
+        revenue_type    TEXT NOT NULL,
+        spot_type       TEXT,
+        language_code   TEXT,
+        market          TEXT,
+        length_seconds  INTEGER,
+        gross_rate      INTEGER NOT NULL,
+        station_net     INTEGER NOT NULL,
+        broker_fees     INTEGER NOT NULL,
+        contract        TEXT,
+        source_file     TEXT,
+        import_batch_id INTEGER NOT NULL REFERENCES import_batches (id)
+    );
+    CREATE INDEX spots_month_customer ON spots (broadcast_month, customer_id);
+    CREATE INDEX spots_month_ae ON spots (broadcast_month, sales_person);
+    """,
+)
+
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
+    """Open the database.  Without ``create`` a missing file is an error
+    (so the web application never creates an empty database)."""
+    uri = Path(path).absolute().as_uri() + ("?mode=rwc" if create else "?mode=rw")
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                           check_same_thread=False)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# --- schema ---------------------------------------------------------------
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def upgrade(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Apply pending migrations, each in its own transaction.
+    Returns (version before, version after)."""
+    before = schema_version(conn)
+    if before > LATEST_VERSION:
+        raise RuntimeError(
+            f"database schema version {before} is newer than this "
+            f"application ({LATEST_VERSION})"
+        )
+    for version in range(before + 1, LATEST_VERSION + 1):
+        script = (f"BEGIN IMMEDIATE;\n{MIGRATIONS[version - 1]}\n"
+                  f"PRAGMA user_version = {version};\nCOMMIT;")
+        try:
+            conn.executescript(script)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return before, schema_version(conn)
+
+
+# --- Flask glue ------------------------------------------------------------
+
+def get_db() -> sqlite3.Connection:
+    """The request's connection, opened on first use."""
+    if "db" not in g:
+        g.db = connect(current_app.config["DATABASE_PATH"])
+    return g.db
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    conn = g.pop("db", None)
+    if conn is not None:
+        conn.close()
+
+
+def init_app(app) -> None:
+    app.teardown_appcontext(close_db)
+
+
+def query(sql: str, params: Sequence | dict = ()) -> list[sqlite3.Row]:
+    return get_db().execute(sql, params).fetchall()
+
+
+# --- users -----------------------------------------------------------------
+
+def add_user(conn, username: str, password_hash: str, role: str) -> int:
+    with transaction(conn):
+        cur = conn.execute(
+            "INSERT INTO users (username, password_hash, role, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            (username, password_hash, role, now_iso()),
+        )
+    return cur.lastrowid
+
+
+def get_user(conn, *, user_id: int | None = None,
+             username: str | None = None) -> sqlite3.Row | None:
+    if user_id is not None:
+        return conn.execute("SELECT * FROM users WHERE id = ?",
+                            (user_id,)).fetchone()
+    return conn.execute("SELECT * FROM users WHERE username = ?",
+                        (username,)).fetchone()
+
+
+def list_users(conn) -> list[sqlite3.Row]:
+    return conn.execute(
+        "SELECT id, username, role, active, created_at FROM users"
+        " ORDER BY username").fetchall()
+
+
+def update_user(conn, username: str, **changes) -> bool:
+    allowed = {"password_hash", "role", "active"}
+    if not changes or set(changes) - allowed:
+        raise ValueError(f"can only change {sorted(allowed)}")
+    assignments = ", ".join(f"{name} = ?" for name in changes)
+    with transaction(conn):
+        cur = conn.execute(
+            f"UPDATE users SET {assignments} WHERE username = ?",
+            (*changes.values(), username),
+        )
+    return cur.rowcount == 1
+
+
+# --- months ----------------------------------------------------------------
+
+def closed_months(conn) -> set[str]:
+    return {row[0] for row in conn.execute(
+        "SELECT broadcast_month FROM month_closures")}
+
+
+def close_month(conn, month: str, closed_by: str) -> bool:
+    """Close a month; False when it was already closed."""
+    with transaction(conn):
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO month_closures"
+            " (broadcast_month, closed_at, closed_by) VALUES (?, ?, ?)",
+            (month, now_iso(), closed_by),
+        )
+    return cur.rowcount == 1
+
+
+def reopen_month(conn, month: str) -> bool:
+    with transaction(conn):
+        cur = conn.execute(
+            "DELETE FROM month_closures WHERE broadcast_month = ?", (month,))
+    return cur.rowcount == 1
+
+
+def last_import(conn) -> str | None:
+    return conn.execute(
+        "SELECT max(finished_at) FROM import_batches"
+        " WHERE status = 'completed'").fetchone()[0]
+
+
+# --- imports ---------------------------------------------------------------
+
+@dataclass
+class ImportResult:
+    batch_id: int
+    rows_written: int
+    months: list[str]
+    skipped_months: list[str] = field(default_factory=list)
+    rows_skipped: int = 0
+    stored_file: str | None = None
+
+
+def _customer_ids(conn, names: Iterable[str]) -> dict[str, int]:
+    """Map casefolded customer name -> id, adding customers not seen yet.
+    The first spelling seen is the one kept."""
+    ids = {name.casefold(): cid
+           for cid, name in conn.execute("SELECT id, name FROM customers")}
+    new = {}
+    for name in names:
+        key = name.casefold()
+        if key not in ids and key not in new:
+            new[key] = name
+    for key, name in new.items():
+        ids[key] = conn.execute(
+            "INSERT INTO customers (name) VALUES (?)", (name,)).lastrowid
+    return ids
+
+
+_INSERT_SPOT = (
+    "INSERT INTO spots (bill_code, air_date, broadcast_month, customer_id,"
+    " agency, sales_person, revenue_type, spot_type, language_code, market,"
+    " length_seconds, gross_rate, station_net, broker_fees, contract,"
+    " source_file, import_batch_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def replace_spots(
+    conn: sqlite3.Connection,
+    rows: Sequence[tuple],
+    *,
+    source_file: str,
+    kind: str = "import",
+    archive: Callable[[int], str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Replace the broadcast months present in ``rows`` (tuples in
+    SPOT_COLUMNS order, money in cents) in ONE transaction.  Closed months
+    are left untouched and reported.  ``archive(batch_id)`` runs inside the
+    transaction (e.g. to copy the source file); if it fails nothing is
+    written."""
+    months = sorted({row[2] for row in rows})
+    # Written in month and customer order, a month's spots sit together on
+    # disk, which makes the reports' month-range queries several times faster.
+    rows = sorted(rows, key=itemgetter(2, 3))
+    started = now_iso()
+    with transaction(conn):
+        closed = closed_months(conn)
+        skipped = [m for m in months if m in closed]
+        keep = [m for m in months if m not in closed]
+        keep_set = set(keep)
+        batch_id = conn.execute(
+            "INSERT INTO import_batches (kind, source_file, started_at)"
+            " VALUES (?, ?, ?)", (kind, source_file, started)).lastrowid
+        ids = _customer_ids(
+            conn, (row[3] for row in rows if row[2] in keep_set))
+        if keep:
+            marks = ", ".join("?" * len(keep))
+            conn.execute(
+                f"DELETE FROM spots WHERE broadcast_month IN ({marks})", keep)
+        written = 0
+
+        def spot_params():
+            nonlocal written
+            for row in rows:
+                if row[2] in keep_set:
+                    written += 1
+                    if progress is not None and written % 10000 == 0:
+                        progress(10000)
+                    yield (*row[:3], ids[row[3].casefold()], *row[4:],
+                           source_file, batch_id)
+
+        conn.executemany(_INSERT_SPOT, spot_params())
+        if progress is not None:
+            progress(written % 10000)
+        stored = archive(batch_id) if archive is not None else None
+        conn.execute(
+            "UPDATE import_batches SET stored_file = ?, finished_at = ?,"
+            " row_count = ?, months = ?, skipped_months = ?,"
+            " status = 'completed' WHERE id = ?",
+            (stored, now_iso(), written, ",".join(keep), ",".join(skipped),
+             batch_id),
+        )
+    return ImportResult(batch_id, written, keep, skipped,
+                        len(rows) - written, stored)
+
+
+def replace_budgets(conn, rows: Sequence[tuple[str, str, int]], *,
+                    source_file: str) -> ImportResult:
+    """Insert or replace (sales_person, month, amount in cents) budget rows;
+    months that are closed are skipped and reported."""
+    months = sorted({row[1] for row in rows})
+    with transaction(conn):
+        closed = closed_months(conn)
+        skipped = [m for m in months if m in closed]
+        keep = [row for row in rows if row[1] not in closed]
+        batch_id = conn.execute(
+            "INSERT INTO import_batches (kind, source_file, started_at)"
+            " VALUES ('budget', ?, ?)", (source_file, now_iso())).lastrowid
+        conn.executemany(
+            "INSERT INTO budgets (sales_person, broadcast_month, amount,"
+            " import_batch_id) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (sales_person, broadcast_month) DO UPDATE SET"
+            " amount = excluded.amount,"
+            " import_batch_id = excluded.import_batch_id",
+            [(*row, batch_id) for row in keep],
+        )
+        conn.execute(
+            "UPDATE import_batches SET finished_at = ?, row_count = ?,"
+            " months = ?, skipped_months = ?, status = 'completed'"
+            " WHERE id = ?",
+            (now_iso(), len(keep),
+             ",".join(m for m in months if m not in closed),
+             ",".join(skipped), batch_id),
+        )
+    return ImportResult(batch_id, len(keep),
+                        [m for m in months if m not in closed], skipped,
+                        len(rows) - len(keep))

@@ -1,0 +1,427 @@
+"""Reading and validating import files.
+
+Spot files are ``.csv`` (header row naming the columns, any order) or
+``.xlsx`` (Commercial Log layout: first sheet, first row a header, the
+columns in the fixed order of :data:`COLUMNS`).  Every row is validated
+before anything is written; :class:`ImportFileError` carries all problems
+with their row numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+from .months import MonthError, parse_month
+
+# (csv column name, Commercial Log heading) in the fixed xlsx order.
+COLUMNS = (
+    ("bill_code", "Bill Code"),
+    ("air_date", "Air Date"),
+    ("broadcast_month", "Broadcast Month"),
+    ("customer", "Customer"),
+    ("agency", "Agency"),
+    ("sales_person", "Sales Person"),
+    ("revenue_type", "Revenue Type"),
+    ("spot_type", "Spot Type"),
+    ("language", "Language"),
+    ("market", "Market"),
+    ("length", "Length"),
+    ("gross_rate", "Gross Rate"),
+    ("station_net", "Station Net"),
+    ("broker_fees", "Broker Fees"),
+    ("contract", "Contract"),
+)
+NAMES = tuple(name for name, _ in COLUMNS)
+HEADINGS = tuple(heading for _, heading in COLUMNS)
+MAX_ERRORS = 1000
+
+
+class ImportFileError(Exception):
+    def __init__(self, errors: list[str], total: int | None = None):
+        self.errors = errors
+        self.total = len(errors) if total is None else total
+        super().__init__(f"{self.total} problem(s) in the file")
+
+
+def _header_key(text: str) -> str:
+    return "_".join(str(text).strip().lower().split())
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        while header is not None and not any(c.strip() for c in header):
+            header = next(reader, None)
+        if header is None:
+            raise ImportFileError(["the file is empty (no header row)"])
+        keys = [_header_key(h) for h in header]
+        aliases = {_header_key(h): n for n, h in COLUMNS}
+        keys = [aliases.get(k, k) for k in keys]
+        missing = [n for n in NAMES if n not in keys]
+        unknown = [k for k in keys if k not in NAMES]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        problems = []
+        if missing:
+            problems.append("header: missing column(s) " + ", ".join(missing))
+        if unknown:
+            problems.append("header: unknown column(s) " + ", ".join(unknown))
+        if dupes:
+            problems.append("header: repeated column(s) " + ", ".join(dupes))
+        if problems:
+            raise ImportFileError(problems)
+        order = [keys.index(n) for n in NAMES]
+        width = len(keys)
+        in_order = order == list(range(width))
+        for line, row in enumerate(reader, start=2):
+            if len(row) != width:
+                if not row or not any(c.strip() for c in row):
+                    continue  # blank line
+                yield line, row  # wrong width, reported by the validator
+            elif in_order:
+                yield line, row
+            else:
+                yield line, [row[i] for i in order]
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (time, timedelta)):
+        if isinstance(value, time):
+            seconds = value.hour * 3600 + value.minute * 60 + value.second
+        else:
+            seconds = int(value.total_seconds())
+        return str(seconds)
+    return str(value)
+
+
+def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    from python_calamine import CalamineError, CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+        sheet = book.get_sheet_by_index(0)
+        rows = sheet.iter_rows()
+        header = next(rows, None)
+    except (CalamineError, OSError, ValueError) as exc:
+        raise ImportFileError([f"cannot read the workbook: {exc}"]) from None
+    if header is None or not any(_cell_text(c).strip() for c in header):
+        raise ImportFileError(["the file is empty (no header row)"])
+    width = len(COLUMNS)
+    for line, raw in enumerate(rows, start=2):
+        cells = [_cell_text(c) for c in raw]
+        if len(raw) > 2 and isinstance(raw[2], date):
+            # a broadcast month typed into Excel becomes a date cell
+            cells[2] = f"{raw[2].year:04d}-{raw[2].month:02d}"
+        while len(cells) > width and not cells[-1].strip():
+            cells.pop()
+        if not any(c.strip() for c in cells):
+            continue
+        yield line, cells
+
+
+def count_lines(path: Path) -> int:
+    """A cheap upper bound on the data rows, for progress bars."""
+    if path.suffix.lower() != ".csv":
+        return 0
+    count = 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count += block.count(b"\n")
+    return count
+
+
+def iter_file_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _csv_rows(path)
+    if suffix == ".xlsx":
+        return _xlsx_rows(path)
+    raise ImportFileError(
+        [f"unsupported file type {suffix or '(none)'}: use .csv or .xlsx"])
+
+
+# --- value parsing ---------------------------------------------------------
+
+def _parse_date(text: str) -> str:
+    text = text.strip()
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    for fmt in ("%m/%d/%Y", "%m/%d/%y"):
+        try:
+            return datetime.strptime(text, fmt).date().isoformat()
+        except ValueError:
+            pass
+    raise ValueError(text)
+
+
+def parse_money(text: str) -> int:
+    """'1,234.50', '$1234.5', '(12.00)' or '-12' -> cents."""
+    try:
+        value = float(text)
+    except ValueError:
+        cleaned = text.strip()
+        negative = cleaned.startswith("(") and cleaned.endswith(")")
+        cleaned = cleaned.strip("()").strip().replace(",", "")
+        if cleaned.startswith("-$"):
+            cleaned = "-" + cleaned[2:]
+        cleaned = cleaned.lstrip("$")
+        value = float(cleaned)  # ValueError propagates
+        if negative:
+            value = -value
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return round(value * 100)
+
+
+def _parse_length(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return int(text)
+    parts = text.split(":")
+    if 2 <= len(parts) <= 3 and all(p.isdigit() for p in parts):
+        seconds = 0
+        for part in parts:
+            seconds = seconds * 60 + int(part)
+        return seconds
+    raise ValueError(text)
+
+
+def normalise_name(text: str) -> str:
+    return " ".join(text.split())
+
+
+def validate_rows(rows: Iterable[tuple[int, list[str]]],
+                  progress=None) -> list[tuple]:
+    """Validate every row; return spot tuples (db.SPOT_COLUMNS order, money
+    in cents) or raise ImportFileError listing every problem."""
+    width = len(COLUMNS)
+    good: list[tuple] = []
+    errors: list[str] = []
+    total_errors = 0
+    dates: dict[str, str | None] = {}
+    months: dict[str, str | None] = {}
+    shared: dict[str, str] = {}
+    share = shared.setdefault
+    seen = 0
+
+    def problem(line: int, message: str) -> None:
+        nonlocal total_errors
+        total_errors += 1
+        if len(errors) < MAX_ERRORS:
+            errors.append(f"row {line}: {message}")
+
+    for line, cells in rows:
+        seen += 1
+        if progress is not None and seen % 10000 == 0:
+            progress(10000)
+        if len(cells) != width:
+            problem(line, f"expected {width} columns, found {len(cells)}")
+            continue
+        (bill, air, month, customer, agency, ae, rtype, stype, lang, market,
+         length, gross, net, broker, contract) = cells
+        bad = False
+        bill = bill.strip()
+        if not bill:
+            problem(line, "bill_code is empty")
+            bad = True
+        air_iso = dates.get(air, "")
+        if air_iso == "":
+            try:
+                air_iso = _parse_date(air)
+            except ValueError:
+                air_iso = None
+            dates[air] = air_iso
+        if air_iso is None:
+            problem(line, f"air_date {air!r} is not a date "
+                          "(use YYYY-MM-DD or MM/DD/YYYY)")
+            bad = True
+        month_key = months.get(month, "")
+        if month_key == "":
+            try:
+                month_key = parse_month(month)
+            except MonthError:
+                month_key = None
+            months[month] = month_key
+        if month_key is None:
+            problem(line, f"broadcast_month {month!r} is not a month "
+                          "like Jan-26")
+            bad = True
+        customer = customer.strip()
+        if not customer:
+            customer = bill.partition(":")[2].strip()
+        customer = normalise_name(customer)
+        if not customer:
+            problem(line, "customer is empty (and bill_code has no "
+                          "'Agency:Customer' part)")
+            bad = True
+        rtype = rtype.strip()
+        if not rtype:
+            problem(line, "revenue_type is empty")
+            bad = True
+        elif rtype.casefold() == "trade":
+            rtype = "Trade"
+        try:
+            seconds = _parse_length(length)
+        except ValueError:
+            problem(line, f"length {length!r} is not seconds or H:MM:SS")
+            bad = True
+        money = []
+        for name, text, required in (("gross_rate", gross, True),
+                                     ("station_net", net, True),
+                                     ("broker_fees", broker, False)):
+            if not text.strip():
+                if required:
+                    problem(line, f"{name} is empty")
+                    bad = True
+                money.append(0)
+                continue
+            try:
+                money.append(parse_money(text))
+            except ValueError:
+                problem(line, f"{name} {text!r} is not an amount of money")
+                bad = True
+        if bad:
+            continue
+        agency = agency.strip()
+        ae = normalise_name(ae)
+        stype = stype.strip()
+        lang = lang.strip()
+        market = market.strip()
+        contract = contract.strip()
+        good.append((
+            share(bill, bill), air_iso, month_key, share(customer, customer),
+            share(agency, agency) or None, share(ae, ae) or None,
+            share(rtype, rtype), share(stype, stype) or None,
+            share(lang, lang) or None, share(market, market) or None,
+            seconds, money[0], money[1], money[2],
+            share(contract, contract) or None,
+        ))
+    if progress is not None:
+        progress(seen % 10000)
+    if total_errors:
+        raise ImportFileError(errors, total_errors)
+    if not good:
+        raise ImportFileError(["the file has no data rows"])
+    return good
+
+
+def read_spot_file(path: Path, progress=None) -> list[tuple]:
+    return validate_rows(iter_file_rows(path), progress)
+
+
+def read_budget_file(path: Path) -> list[tuple[str, str, int]]:
+    """CSV with columns ae, month, amount -> (sales_person, YYYY-MM, cents)."""
+    if path.suffix.lower() != ".csv":
+        raise ImportFileError(["budget files must be .csv (ae, month, amount)"])
+    errors: list[str] = []
+    result: list[tuple[str, str, int]] = []
+    seen: dict[tuple[str, str], int] = {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise ImportFileError(["the file is empty (no header row)"])
+        keys = [_header_key(h) for h in header]
+        if sorted(keys) != ["ae", "amount", "month"]:
+            raise ImportFileError(
+                ["header must be exactly: ae, month, amount (found "
+                 + ", ".join(keys) + ")"])
+        index = [keys.index(k) for k in ("ae", "month", "amount")]
+        for line, row in enumerate(reader, start=2):
+            if not row or not any(c.strip() for c in row):
+                continue
+            if len(row) != 3:
+                errors.append(f"row {line}: expected 3 columns, "
+                              f"found {len(row)}")
+                continue
+            ae, month, amount = (row[i] for i in index)
+            ae = normalise_name(ae)
+            bad = False
+            if not ae:
+                errors.append(f"row {line}: ae is empty")
+                bad = True
+            try:
+                month_key = parse_month(month)
+            except MonthError:
+                errors.append(f"row {line}: month {month!r} is not a month "
+                              "like Jan-26")
+                bad = True
+            try:
+                cents = parse_money(amount)
+            except ValueError:
+                errors.append(f"row {line}: amount {amount!r} is not an "
+                              "amount of money")
+                bad = True
+            if bad:
+                continue
+            key = (ae.casefold(), month_key)
+            if key in seen:
+                errors.append(f"row {line}: repeats ae {ae!r} and month "
+                              f"{month.strip()} from row {seen[key]}")
+                continue
+            seen[key] = line
+            result.append((ae, month_key, cents))
+    if errors:
+        raise ImportFileError(errors)
+    if not result:
+        raise ImportFileError(["the file has no data rows"])
+    return result
+
+
+def write_spot_file(path: Path, rows: Iterable[tuple]) -> int:
+    """Write spot tuples (db.SPOT_COLUMNS order, cents) as an import file:
+    .csv with a header row, or .xlsx in the Commercial Log layout."""
+    from .months import label
+
+    def out(row):
+        return (row[0], row[1], label(row[2]), row[3], row[4] or "",
+                row[5] or "", row[6], row[7] or "", row[8] or "",
+                row[9] or "", "" if row[10] is None else row[10],
+                f"{row[11] / 100:.2f}", f"{row[12] / 100:.2f}",
+                f"{row[13] / 100:.2f}", row[14] or "")
+
+    count = 0
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(NAMES)
+            for row in rows:
+                writer.writerow(out(row))
+                count += 1
+    elif suffix == ".xlsx":
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("Commercial Log")
+        sheet.append(HEADINGS)
+        for row in rows:
+            cells = list(out(row))
+            cells[1] = date.fromisoformat(row[1])
+            cells[11:14] = [row[11] / 100, row[12] / 100, row[13] / 100]
+            sheet.append(cells)
+            count += 1
+        book.save(path)
+    else:
+        raise ValueError(f"unsupported export type {suffix}: use .csv or .xlsx")
+    return count

@@ -1,0 +1,84 @@
+"""The web application: ``create_app`` builds everything."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+from flask import Flask, redirect, render_template, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from .. import config, db
+from . import auth, formatting, health, reports
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application.  Without ``test_config`` the settings come
+    from the environment (see src.config) and a missing or unusable one
+    raises ConfigError naming the variable."""
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SESSION_COOKIE_NAME="ctv_bookedbiz_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    if test_config is None:
+        app.config.from_mapping(config.web_config())
+    else:
+        app.config.from_mapping(test_config)
+    for name in ("DATABASE_PATH", "SECRET_KEY"):
+        if not app.config.get(name):
+            raise config.ConfigError(f"{name} is not set")
+
+    db.init_app(app)
+    CSRFProtect(app)
+    auth.init_app(app)
+    formatting.init_app(app)
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(reports.bp)
+
+    @app.get("/")
+    def index():
+        return redirect(url_for("reports.index"))
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("Content-Security-Policy",
+                                    CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_template(
+            "error.html", code=400,
+            message="The form had expired or was not sent by this site; "
+                    "please go back, reload the page and try again."), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        return render_template("error.html", code=error.code,
+                               message=error.description), error.code
+
+    @app.errorhandler(sqlite3.Error)
+    def database_error(error):
+        app.logger.error("database error: %s", error)
+        return render_template(
+            "error.html", code=503,
+            message="The database cannot be read right now. The operator "
+                    "can check /health."), 503
+
+    return app

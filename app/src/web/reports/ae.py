@@ -1,0 +1,119 @@
+"""Account executive performance: booked against budget, year over year.
+
+Booked is gross revenue, Trade excluded; budgets are gross amounts per AE
+and broadcast month (``import-budget``).  Pacing is booked as a percentage
+of budget.
+"""
+
+from __future__ import annotations
+
+from ...db import query
+from ...months import label, year_months
+from ..formatting import pct
+from .common import Column, Table, respond, year_arg, years_with_data
+
+BOOKED_SQL = """
+SELECT COALESCE(sales_person, '(unassigned)') AS ae,
+       broadcast_month AS month,
+       SUM(gross_rate) AS booked
+FROM spots
+WHERE broadcast_month BETWEEN :first AND :last
+  AND revenue_type <> 'Trade'
+GROUP BY ae, month
+"""
+
+BUDGET_SQL = """
+SELECT sales_person AS ae, broadcast_month AS month, amount
+FROM budgets
+WHERE broadcast_month BETWEEN :first AND :last
+"""
+
+QUARTERS = (("Q1", range(0, 3)), ("Q2", range(3, 6)), ("Q3", range(6, 9)),
+            ("Q4", range(9, 12)))
+
+
+def view():
+    years = years_with_data()
+    year = year_arg(years)
+    months = year_months(year)
+    prior_months = year_months(year - 1)
+    booked: dict[str, dict[str, int]] = {}
+    for row in query(BOOKED_SQL, {"first": prior_months[0],
+                                  "last": months[-1]}):
+        booked.setdefault(row["ae"], {})[row["month"]] = row["booked"]
+    budget: dict[str, dict[str, int]] = {}
+    for row in query(BUDGET_SQL, {"first": months[0], "last": months[-1]}):
+        budget.setdefault(row["ae"], {})[row["month"]] = row["amount"]
+    in_year = {ae for ae, by_month in booked.items()
+               if any(m in by_month for m in months)}
+    aes = sorted(in_year | set(budget))
+
+    def series(source, ae, keys):
+        values = source.get(ae, {})
+        return [values.get(m, 0) for m in keys]
+
+    summary = Table(
+        "summary", f"Year {year}: booked against budget",
+        [Column("ae", "Account executive"), Column("booked", "Booked", "money"),
+         Column("budget", "Budget", "money"),
+         Column("pacing", "Pacing (% of budget)", "pct"),
+         Column("prior", f"Booked {year - 1}", "money"),
+         Column("yoy", "Change on last year", "pct")],
+        note="Gross, whole dollars, Trade excluded. Pacing = booked ÷ "
+             "budget. Change on last year = booked ÷ last year's booked "
+             "− 100%.")
+    quarters = Table(
+        "quarters", f"By quarter, {year}",
+        [Column("ae", "Account executive")] + [
+            col for q, _ in QUARTERS for col in (
+                Column(f"{q}_booked", f"{q} booked", "money"),
+                Column(f"{q}_budget", f"{q} budget", "money"),
+                Column(f"{q}_pacing", f"{q} %", "pct"))])
+    monthly = Table(
+        "months", f"Booked by month, {year}",
+        [Column("ae", "Account executive"),
+         *(Column(m, label(m), "money") for m in months),
+         Column("total", "Total", "money")])
+    pacing = Table(
+        "pacing", f"Pacing by month (% of budget), {year}",
+        [Column("ae", "Account executive"),
+         *(Column(m, label(m), "pct") for m in months),
+         Column("total", "Year", "pct")])
+
+    def add_rows(name, got, goal, last):
+        summary.rows.append([name, sum(got), sum(goal), pct(sum(got), sum(goal)),
+                             sum(last), _change(sum(got), sum(last))])
+        quarter_cells = []
+        for _, idx in QUARTERS:
+            b = sum(got[i] for i in idx)
+            g = sum(goal[i] for i in idx)
+            quarter_cells += [b, g, pct(b, g)]
+        quarters.rows.append([name, *quarter_cells])
+        monthly.rows.append([name, *got, sum(got)])
+        pacing.rows.append([name, *(pct(b, g) for b, g in zip(got, goal)),
+                            pct(sum(got), sum(goal))])
+
+    totals_got, totals_goal, totals_last = [0] * 12, [0] * 12, [0] * 12
+    for ae in aes:
+        got = series(booked, ae, months)
+        goal = series(budget, ae, months)
+        last = series(booked, ae, prior_months)
+        add_rows(ae, got, goal, last)
+        for i in range(12):
+            totals_got[i] += got[i]
+            totals_goal[i] += goal[i]
+            totals_last[i] += last[i]
+    if aes:
+        add_rows("Total", totals_got, totals_goal, totals_last)
+        for table in (summary, quarters, monthly, pacing):
+            table.total = table.rows.pop()
+    filters = {"year": year}
+    return respond("ae", "AE performance", [summary, quarters, monthly, pacing],
+                   filters=filters, messages=[],
+                   years=sorted(set(years) | {year}))
+
+
+def _change(now: int, before: int) -> float | None:
+    if not before:
+        return None
+    return round((now - before) * 100 / before, 1)

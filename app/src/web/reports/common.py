@@ -1,0 +1,112 @@
+"""What the reports share: tables that render as HTML or CSV, filters."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date
+
+from flask import Response, abort, render_template, request
+
+from ...db import query
+from ..formatting import csv_value
+
+
+@dataclass
+class Column:
+    key: str
+    title: str
+    kind: str = "text"  # text | money | int | pct | month
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    columns: list[Column]
+    rows: list[list] = field(default_factory=list)
+    total: list | None = None
+    note: str = ""
+
+
+def csv_response(table: Table, filename: str) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([c.title for c in table.columns])
+    for row in table.rows + ([table.total] if table.total else []):
+        writer.writerow([csv_value(v, c.kind)
+                         for v, c in zip(row, table.columns)])
+    return Response(
+        out.getvalue(), mimetype="text/csv",
+        headers={"Content-Disposition":
+                 f'attachment; filename="{filename}-{table.key}.csv"'})
+
+
+def respond(name: str, title: str, tables: list[Table], *, filters: dict,
+            messages: list[str], template: str = "reports/report.html",
+            **context):
+    """The report as HTML, or one of its tables as CSV with ?format=csv."""
+    fmt = request.args.get("format", "html")
+    if fmt == "csv":
+        key = request.args.get("table", tables[0].key)
+        for table in tables:
+            if table.key == key:
+                return csv_response(table, filename=name)
+        abort(400, description=f"This report has no table {key!r}; "
+                               "choose one of "
+                               + ", ".join(t.key for t in tables) + ".")
+    if fmt != "html":
+        abort(400, description="format must be html or csv.")
+    csv_args = {k: v for k, v in filters.items() if v not in (None, "")}
+    return render_template(template, name=name, title=title, tables=tables,
+                           filters=filters, messages=messages,
+                           csv_args=csv_args, **context)
+
+
+# --- filters -----------------------------------------------------------------
+
+def years_with_data() -> list[int]:
+    """The years from the first to the last month with spots (two index
+    look-ups rather than a scan of every spot)."""
+    first, last = query(
+        "SELECT MIN(broadcast_month), MAX(broadcast_month) FROM spots")[0]
+    if first is None:
+        return []
+    return list(range(int(first[:4]), int(last[:4]) + 1))
+
+
+def year_arg(years: list[int]) -> int:
+    """?year=, checked; defaults to this year if it has data, else the last
+    year with data."""
+    raw = request.args.get("year", "").strip()
+    if raw:
+        if not raw.isdigit() or not 1990 <= int(raw) <= 2100:
+            abort(400, description=f"year must be a year like "
+                                   f"{date.today().year}, not {raw!r}.")
+        return int(raw)
+    this_year = date.today().year
+    if this_year in years or not years:
+        return this_year
+    return years[-1]
+
+
+def measure_arg() -> str:
+    raw = request.args.get("measure", "gross").strip() or "gross"
+    if raw not in ("gross", "net"):
+        abort(400, description=f"measure must be gross or net, not {raw!r}.")
+    return raw
+
+
+def choice_arg(name: str, label: str, options: list[str],
+               messages: list[str]) -> str | None:
+    """An optional filter that must be one of ``options``; an unknown value
+    is ignored with a message."""
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    if raw not in options:
+        messages.append(f"There is no {label} {raw!r}; that filter was "
+                        "ignored.")
+        return None
+    return raw

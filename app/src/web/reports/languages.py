@@ -1,0 +1,76 @@
+"""Revenue and spot counts by language and by market."""
+
+from __future__ import annotations
+
+from ...db import query
+from ...months import year_months
+from ..formatting import pct
+from .common import (Column, Table, measure_arg, respond, year_arg,
+                     years_with_data)
+
+LANGUAGE_MARKET_SQL = """
+SELECT COALESCE(language_code, '(none)') AS language,
+       COALESCE(market, '(none)') AS market,
+       COUNT(*) AS spots,
+       SUM(CASE WHEN :measure = 'net' THEN station_net
+                ELSE gross_rate END) AS revenue
+FROM spots
+WHERE broadcast_month BETWEEN :first AND :last
+  AND revenue_type <> 'Trade'
+GROUP BY language, market
+"""
+
+
+def _by(rows, key: str) -> list[list]:
+    totals: dict[str, list[int]] = {}
+    for row in rows:
+        entry = totals.setdefault(row[key], [0, 0])
+        entry[0] += row["spots"]
+        entry[1] += row["revenue"]
+    return sorted(([name, spots, revenue]
+                   for name, (spots, revenue) in totals.items()),
+                  key=lambda r: (-r[2], r[0]))
+
+
+def view():
+    years = years_with_data()
+    year = year_arg(years)
+    measure = measure_arg()
+    months = year_months(year)
+    rows = query(LANGUAGE_MARKET_SQL, {"first": months[0], "last": months[-1],
+                                       "measure": measure})
+    all_spots = sum(r["spots"] for r in rows)
+    all_revenue = sum(r["revenue"] for r in rows)
+    tables = []
+    for key, title, heading in (("language", "By language", "Language"),
+                                ("market", "By market", "Market")):
+        table = Table(key, f"{title}, {year}", [
+            Column(key, heading), Column("spots", "Spots", "int"),
+            Column("revenue", f"{measure.capitalize()} revenue", "money"),
+            Column("share", "Share of revenue", "pct"),
+            Column("average", "Average per spot", "money")])
+        for name, spots, revenue in _by(rows, key):
+            table.rows.append([name, spots, revenue, pct(revenue, all_revenue),
+                               round(revenue / spots) if spots else None])
+        table.total = ["Total", all_spots, all_revenue,
+                       pct(all_revenue, all_revenue),
+                       round(all_revenue / all_spots) if all_spots else None]
+        tables.append(table)
+    markets = [r[0] for r in _by(rows, "market")]
+    grid = Table("grid", f"{measure.capitalize()} revenue by language and "
+                         f"market, {year}",
+                 [Column("language", "Language"),
+                  *(Column(m, m, "money") for m in markets),
+                  Column("total", "Total", "money")])
+    cells = {(r["language"], r["market"]): r["revenue"] for r in rows}
+    for language, _, revenue in _by(rows, "language"):
+        grid.rows.append([language,
+                          *(cells.get((language, m), 0) for m in markets),
+                          revenue])
+    grid.total = ["Total", *(r[2] for r in _by(rows, "market")), all_revenue]
+    tables.append(grid)
+    tables[0].note = ("Whole dollars. Trade is excluded from revenue and "
+                      "from the spot counts.")
+    return respond("languages", "Language and market", tables,
+                   filters={"year": year, "measure": measure}, messages=[],
+                   years=sorted(set(years) | {year}))

@@ -1,0 +1,105 @@
+"""Broadcast month status: open or closed, what is in it, last import."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from flask import abort, flash, redirect, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+
+from ... import db
+from ...db import query
+from ...months import MonthError, label, parse_month
+from .common import Column, Table, respond
+
+MONTHS_SQL = """
+SELECT broadcast_month AS month,
+       COUNT(*) AS spots,
+       SUM(CASE WHEN revenue_type <> 'Trade' THEN gross_rate ELSE 0 END)
+           AS gross,
+       SUM(CASE WHEN revenue_type <> 'Trade' THEN station_net ELSE 0 END)
+           AS net,
+       MAX(import_batch_id) AS batch_id
+FROM spots
+GROUP BY broadcast_month
+"""
+
+CLOSURES_SQL = """
+SELECT broadcast_month AS month, closed_at, closed_by FROM month_closures
+"""
+
+BATCHES_SQL = """
+SELECT id, kind, source_file, finished_at FROM import_batches
+"""
+
+
+class ActionForm(FlaskForm):
+    """Only a CSRF token: the month is in the URL."""
+
+
+def view():
+    months = {row["month"]: row for row in query(MONTHS_SQL)}
+    closures = {row["month"]: row for row in query(CLOSURES_SQL)}
+    batches = {row["id"]: row for row in query(BATCHES_SQL)}
+    table = Table("months", "Broadcast months", [
+        Column("month", "Month", "month"), Column("status", "Status"),
+        Column("closed", "Closed at (by)"), Column("spots", "Spots", "int"),
+        Column("gross", "Gross", "money"), Column("net", "Net", "money"),
+        Column("batch", "Last import batch", "int"),
+        Column("imported", "Imported at"), Column("source", "Source")],
+        note="Spots counts every spot; gross and net exclude Trade. Whole "
+             "dollars.")
+    for month in sorted(set(months) | set(closures), reverse=True):
+        row = months.get(month)
+        closure = closures.get(month)
+        batch = batches.get(row["batch_id"]) if row else None
+        table.rows.append([
+            month, "closed" if closure else "open",
+            f"{closure['closed_at']} ({closure['closed_by']})" if closure
+            else None,
+            row["spots"] if row else 0, row["gross"] if row else 0,
+            row["net"] if row else 0, batch["id"] if batch else None,
+            batch["finished_at"] if batch else None,
+            (PurePath(batch["source_file"]).name if batch["kind"] == "import"
+             else batch["source_file"]) if batch else None,
+        ])
+    if table.rows:
+        table.total = ["Total", "", None,
+                       sum(r[3] for r in table.rows),
+                       sum(r[4] for r in table.rows),
+                       sum(r[5] for r in table.rows), None, None, None]
+    return respond("months", "Month status", [table], filters={}, messages=[],
+                   template="reports/months.html", form=ActionForm(),
+                   can_change=current_user.is_admin)
+
+
+def _month_from_url(month: str) -> str:
+    try:
+        return parse_month(month)
+    except MonthError as exc:
+        abort(400, description=str(exc))
+
+
+def close(month: str):
+    key = _month_from_url(month)
+    if not ActionForm().validate_on_submit():
+        abort(400, description="The form had expired; please try again.")
+    if db.close_month(db.get_db(), key, current_user.username):
+        flash(f"{label(key)} is now closed: imports leave it unchanged.",
+              "info")
+    else:
+        flash(f"{label(key)} was already closed.", "info")
+    return redirect(url_for("reports.months"))
+
+
+def reopen(month: str):
+    key = _month_from_url(month)
+    if not ActionForm().validate_on_submit():
+        abort(400, description="The form had expired; please try again.")
+    if db.reopen_month(db.get_db(), key):
+        flash(f"{label(key)} is open again: the next import replaces it.",
+              "info")
+    else:
+        flash(f"{label(key)} was not closed.", "info")
+    return redirect(url_for("reports.months"))

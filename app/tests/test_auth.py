@@ -1,0 +1,94 @@
+from .conftest import PASSWORD, csrf_token, login
+
+PUBLIC_ENDPOINTS = {"index", "static", "health.health", "auth.login",
+                    "auth.logout"}
+
+
+def test_root_redirects_to_reports(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/reports/"
+
+
+def test_every_other_route_requires_login(app, client):
+    """Sweeps the URL map so that a new route cannot slip through."""
+    checked = 0
+    token = csrf_token(client)  # so that POSTs get past CSRF to the login check
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        url = rule.build({arg: "Jan-25" for arg in rule.arguments})[1]
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            data = None if method == "GET" else {"csrf_token": token}
+            response = client.open(url, method=method, data=data)
+            assert response.status_code == 302, (method, url)
+            assert response.headers["Location"].startswith(
+                "/auth/login?next="), (method, url)
+            checked += 1
+    assert checked >= 7
+
+
+def test_login_page(client):
+    response = client.get("/auth/login")
+    assert response.status_code == 200
+    assert b'name="csrf_token"' in response.data
+
+
+def test_login_and_next(client):
+    client.get("/reports/ae")
+    response = login(client, next_url="/reports/ae")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/reports/ae"
+    assert client.get("/reports/ae").status_code == 200
+
+
+def test_login_ignores_offsite_next(client):
+    response = login(client, next_url="https://evil.example/")
+    assert response.headers["Location"] == "/reports/"
+
+
+def test_session_cookie_flags(client):
+    response = login(client)
+    [cookie] = [c for c in response.headers.getlist("Set-Cookie")
+                if c.startswith("ctv_bookedbiz_session=")]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+
+
+def test_failed_login_does_not_reveal_whether_user_exists(client):
+    wrong_password = login(client, "viewer", "wrong password!")
+    no_such_user = login(client, "nobody", "wrong password!")
+    assert wrong_password.status_code == no_such_user.status_code == 401
+    assert b"Unknown user name or wrong password." in wrong_password.data
+    text = lambda r: r.get_data(as_text=True).split('name="csrf_token"')[0]
+    assert text(wrong_password) == text(no_such_user)
+    assert client.get("/reports/").status_code == 302
+
+
+def test_login_needs_csrf_token(client):
+    response = client.post("/auth/login", data={"username": "viewer",
+                                                "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/reports/").status_code == 302
+
+
+def test_disabled_user_cannot_log_in(app, client, db_path):
+    from src import db
+    conn = db.connect(db_path)
+    db.update_user(conn, "viewer", active=0)
+    conn.close()
+    assert login(client).status_code == 401
+
+
+def test_logout_is_post_with_csrf(viewer):
+    assert viewer.get("/auth/logout").status_code == 405
+    token = csrf_token(viewer, "/reports/")
+    response = viewer.post("/auth/logout", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert viewer.get("/reports/").status_code == 302
+
+
+def test_security_headers(client):
+    response = client.get("/auth/login")
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
