@@ -91,7 +91,6 @@ MIGRATIONS: tuple[str, ...] = (
         import_batch_id INTEGER NOT NULL REFERENCES import_batches (id)
     );
     CREATE INDEX spots_month_customer ON spots (broadcast_month, customer_id);
-    CREATE INDEX spots_month_ae ON spots (broadcast_month, sales_person);
     """,
 )
 
@@ -322,21 +321,20 @@ def replace_spots(
             marks = ", ".join("?" * len(keep))
             conn.execute(
                 f"DELETE FROM spots WHERE broadcast_month IN ({marks})", keep)
+        # Exact spelling -> id, so the loop below needs no casefold.
+        by_name = {row[3]: ids[row[3].casefold()]
+                   for row in rows if row[2] in keep_set}
         written = 0
-
-        def spot_params():
-            nonlocal written
-            for row in rows:
-                if row[2] in keep_set:
-                    written += 1
-                    if progress is not None and written % 10000 == 0:
-                        progress(10000)
-                    yield (*row[:3], ids[row[3].casefold()], *row[4:],
-                           source_file, batch_id)
-
-        conn.executemany(_INSERT_SPOT, spot_params())
-        if progress is not None:
-            progress(written % 10000)
+        chunk = 20000
+        for start in range(0, len(rows), chunk):
+            params = [(*row[:3], by_name[row[3]], *row[4:], source_file,
+                       batch_id)
+                      for row in rows[start:start + chunk]
+                      if row[2] in keep_set]
+            conn.executemany(_INSERT_SPOT, params)
+            written += len(params)
+            if progress is not None:
+                progress(len(params))
         stored = archive(batch_id) if archive is not None else None
         conn.execute(
             "UPDATE import_batches SET stored_file = ?, finished_at = ?,"

@@ -213,15 +213,24 @@ def normalise_name(text: str) -> str:
 def validate_rows(rows: Iterable[tuple[int, list[str]]],
                   progress=None) -> list[tuple]:
     """Validate every row; return spot tuples (db.SPOT_COLUMNS order, money
-    in cents) or raise ImportFileError listing every problem."""
+    in cents) or raise ImportFileError listing every problem.
+
+    Values repeat a lot in a Commercial Log (dates, months, names, codes,
+    rates), so each distinct text is parsed once and remembered; equal
+    values also share one string object, which keeps memory down."""
     width = len(COLUMNS)
     good: list[tuple] = []
     errors: list[str] = []
     total_errors = 0
     dates: dict[str, str | None] = {}
     months: dict[str, str | None] = {}
-    shared: dict[str, str] = {}
-    share = shared.setdefault
+    texts: dict[str, str] = {}      # raw -> stripped
+    names: dict[str, str] = {}      # raw -> whitespace-normalised
+    money: dict[str, int | None] = {}  # raw -> cents, None if not money
+    lengths: dict[str, int | None] = {}  # raw -> seconds, -2 if bad
+    revenue_types: dict[str, str] = {}  # raw -> stripped, Trade spelt so
+    text = texts.get
+    name = names.get
     seen = 0
 
     def problem(line: int, message: str) -> None:
@@ -229,6 +238,18 @@ def validate_rows(rows: Iterable[tuple[int, list[str]]],
         total_errors += 1
         if len(errors) < MAX_ERRORS:
             errors.append(f"row {line}: {message}")
+
+    def clean(raw: str) -> str:
+        value = texts[raw] = raw.strip()
+        return value
+
+    def cents(raw: str) -> int | None:
+        try:
+            value = parse_money(raw) if raw.strip() else None
+        except ValueError:
+            value = None
+        money[raw] = value
+        return value
 
     for line, cells in rows:
         seen += 1
@@ -240,7 +261,10 @@ def validate_rows(rows: Iterable[tuple[int, list[str]]],
         (bill, air, month, customer, agency, ae, rtype, stype, lang, market,
          length, gross, net, broker, contract) = cells
         bad = False
-        bill = bill.strip()
+        value = text(bill)
+        if value is None:
+            value = texts[bill] = bill.strip()
+        bill = value
         if not bill:
             problem(line, "bill_code is empty")
             bad = True
@@ -266,56 +290,72 @@ def validate_rows(rows: Iterable[tuple[int, list[str]]],
             problem(line, f"broadcast_month {month!r} is not a month "
                           "like Jan-26")
             bad = True
-        customer = customer.strip()
-        if not customer:
-            customer = bill.partition(":")[2].strip()
-        customer = normalise_name(customer)
+        value = name(customer)
+        if value is None:
+            value = names[customer] = normalise_name(customer)
+        if not value:  # take it from the bill code
+            raw = bill.partition(":")[2]
+            value = name(raw)
+            if value is None:
+                value = names[raw] = normalise_name(raw)
+        customer = value
         if not customer:
             problem(line, "customer is empty (and bill_code has no "
                           "'Agency:Customer' part)")
             bad = True
-        rtype = rtype.strip()
-        if not rtype:
+        value = revenue_types.get(rtype)
+        if value is None:
+            value = rtype.strip()
+            if value.casefold() == "trade":
+                value = "Trade"
+            revenue_types[rtype] = value
+        if not value:
             problem(line, "revenue_type is empty")
             bad = True
-        elif rtype.casefold() == "trade":
-            rtype = "Trade"
-        try:
-            seconds = _parse_length(length)
-        except ValueError:
+        rtype = value
+        seconds = lengths.get(length, -1)
+        if seconds == -1:
+            try:
+                seconds = _parse_length(length)
+            except ValueError:
+                seconds = -2
+            lengths[length] = seconds
+        if seconds == -2:
             problem(line, f"length {length!r} is not seconds or H:MM:SS")
             bad = True
-        money = []
-        for name, text, required in (("gross_rate", gross, True),
-                                     ("station_net", net, True),
-                                     ("broker_fees", broker, False)):
-            if not text.strip():
-                if required:
-                    problem(line, f"{name} is empty")
-                    bad = True
-                money.append(0)
-                continue
-            try:
-                money.append(parse_money(text))
-            except ValueError:
-                problem(line, f"{name} {text!r} is not an amount of money")
+        gross_cents = money[gross] if gross in money else cents(gross)
+        if gross_cents is None:
+            problem(line, f"gross_rate {gross!r} is not an amount of money"
+                    if gross.strip() else "gross_rate is empty")
+            bad = True
+        net_cents = money[net] if net in money else cents(net)
+        if net_cents is None:
+            problem(line, f"station_net {net!r} is not an amount of money"
+                    if net.strip() else "station_net is empty")
+            bad = True
+        if not broker.strip():
+            broker_cents = 0
+        else:
+            broker_cents = money[broker] if broker in money else cents(broker)
+            if broker_cents is None:
+                problem(line, f"broker_fees {broker!r} is not an amount of "
+                              "money")
                 bad = True
         if bad:
             continue
-        agency = agency.strip()
-        ae = normalise_name(ae)
-        stype = stype.strip()
-        lang = lang.strip()
-        market = market.strip()
-        contract = contract.strip()
-        good.append((
-            share(bill, bill), air_iso, month_key, share(customer, customer),
-            share(agency, agency) or None, share(ae, ae) or None,
-            share(rtype, rtype), share(stype, stype) or None,
-            share(lang, lang) or None, share(market, market) or None,
-            seconds, money[0], money[1], money[2],
-            share(contract, contract) or None,
-        ))
+        value = name(ae)
+        if value is None:
+            value = names[ae] = normalise_name(ae)
+        ae = value
+        agency = text(agency) or clean(agency)
+        stype = text(stype) or clean(stype)
+        lang = text(lang) or clean(lang)
+        market = text(market) or clean(market)
+        contract = text(contract) or clean(contract)
+        good.append((bill, air_iso, month_key, customer, agency or None,
+                     ae or None, rtype, stype or None, lang or None,
+                     market or None, seconds, gross_cents, net_cents,
+                     broker_cents, contract or None))
     if progress is not None:
         progress(seen % 10000)
     if total_errors:
