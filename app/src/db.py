@@ -113,6 +113,8 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
+        # a large import grows the WAL; keep it from staying large afterwards
+        conn.execute("PRAGMA journal_size_limit = 67108864")
     except sqlite3.Error:
         conn.close()
         raise

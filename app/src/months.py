@@ -16,6 +16,8 @@ class MonthError(ValueError):
 def parse_month(text: str) -> str:
     """``'Jan-26'`` -> ``'2026-01'``; also accepts ``'2026-01'``."""
     value = str(text).strip()
+    if not value.isascii():
+        raise MonthError(f"{value!r} is not a broadcast month like Jan-26")
     abbr, sep, yy = value.partition("-")
     if sep and len(abbr) == 3 and len(yy) == 2 and yy.isdigit():
         month = _ABBR_INDEX.get(abbr.lower())

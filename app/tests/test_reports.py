@@ -199,3 +199,44 @@ def test_no_inline_scripts_or_styles(viewer):
         assert "<script" not in html and "style=" not in html
         assert "<style" not in html and "http://" not in html.replace(
             'xmlns="http://www.w3.org/2000/svg"', "")
+
+
+REPORT_URLS = ("/reports/revenue", "/reports/ae", "/reports/languages",
+               "/reports/months")
+ODD_VALUES = ("", " ", "0", "-1", "2025.0", "２０２５", "²⁰²⁵", "1e3", "None",
+              "' OR 1=1 --", "<script>", "%00", "x" * 500, "Jan-25", "📺")
+
+
+@pytest.mark.parametrize("url", REPORT_URLS)
+def test_odd_parameters_are_never_a_server_error(viewer, url):
+    for name in ("year", "measure", "ae", "revenue_type", "market", "format",
+                 "table"):
+        for value in ODD_VALUES:
+            response = viewer.get(url, query_string={name: value})
+            assert response.status_code in (200, 400), (name, value)
+            assert b"<script>" not in response.data
+
+
+@pytest.mark.parametrize("month", ["Jan-²5", "２０２５-01", "2025-13", "x"])
+def test_odd_month_in_url_is_400(admin, month):
+    token = csrf_token(admin, "/reports/months")
+    response = admin.post(f"/reports/months/{month}/close",
+                          data={"csrf_token": token})
+    assert response.status_code == 400
+
+
+def test_csv_download_defuses_formulas(tmp_path):
+    from src.web import create_app
+
+    from .conftest import SECRET, login, make_database
+    path = tmp_path / "f.db"
+    spot = ("X:=HYPERLINK(\"http://x\")", "2025-01-06", "2025-01",
+            "=HYPERLINK(\"http://x\")", None, "Alice", "Internal Ad Sales",
+            "COM", "M", "LAX", 30, -5000, -5000, 0, None)
+    make_database(path, spots=[spot], budgets=[])
+    client = create_app({"DATABASE_PATH": str(path),
+                         "SECRET_KEY": SECRET}).test_client()
+    login(client)
+    rows = table_csv(client, "/reports/revenue?year=2025&format=csv")
+    assert rows[1][0] == "'=HYPERLINK(\"http://x\")"
+    assert rows[1][1] == "-50"  # numbers are left alone

@@ -39,6 +39,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         if not app.config.get(name):
             raise config.ConfigError(f"{name} is not set")
 
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+
     db.init_app(app)
     CSRFProtect(app)
     auth.init_app(app)

@@ -31,16 +31,23 @@ class Table:
 
 
 def csv_response(table: Table, filename: str) -> Response:
+    """One table as CSV.  Text that a spreadsheet would run as a formula
+    (a customer called "=HYPERLINK(...)") is prefixed with an apostrophe."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([c.title for c in table.columns])
     for row in table.rows + ([table.total] if table.total else []):
-        writer.writerow([csv_value(v, c.kind)
+        writer.writerow([_defuse(csv_value(v, c.kind)) if c.kind == "text"
+                         else csv_value(v, c.kind)
                          for v, c in zip(row, table.columns)])
     return Response(
         out.getvalue(), mimetype="text/csv",
         headers={"Content-Disposition":
                  f'attachment; filename="{filename}-{table.key}.csv"'})
+
+
+def _defuse(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def respond(name: str, title: str, tables: list[Table], *, filters: dict,
@@ -52,7 +59,9 @@ def respond(name: str, title: str, tables: list[Table], *, filters: dict,
         key = request.args.get("table", tables[0].key)
         for table in tables:
             if table.key == key:
-                return csv_response(table, filename=name)
+                year = filters.get("year")
+                return csv_response(
+                    table, filename=f"{name}-{year}" if year else name)
         abort(400, description=f"This report has no table {key!r}; "
                                "choose one of "
                                + ", ".join(t.key for t in tables) + ".")
@@ -81,7 +90,7 @@ def year_arg(years: list[int]) -> int:
     year with data."""
     raw = request.args.get("year", "").strip()
     if raw:
-        if not raw.isdigit() or not 1990 <= int(raw) <= 2100:
+        if not (raw.isascii() and raw.isdigit()) or not 1990 <= int(raw) <= 2100:
             abort(400, description=f"year must be a year like "
                                    f"{date.today().year}, not {raw!r}.")
         return int(raw)
