@@ -1,0 +1,146 @@
+"""Runs of the real playbook against the converged instance, from the controller.
+
+- `--check --diff` on a converged host reports no change and does not fail;
+- a wrong inventory variable stops the run before any change, naming it;
+- an app change updates the tree and restarts the service once, without a
+  venv sync; a lock change re-syncs the venv; going back restores both.
+
+These run only in the default scenario (the same playbook, so once is enough).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import APP_SRC, CODE_DIR, NOT_SHIPPED, PROJECT_DIR, UNIT, VENV_DIR
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("MOLECULE_SCENARIO_NAME", "default") != "default",
+    reason="playbook re-runs are exercised in the default scenario",
+)
+
+SITE = PROJECT_DIR / "playbooks" / "site.yml"
+
+
+def playbook(*args: str, json_output: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if json_output:
+        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
+    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), str(SITE), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def results(run: subprocess.CompletedProcess) -> tuple[dict, list[tuple[str, dict]]]:
+    """(stats of the one host, [(task name, host result), ...] in run order)."""
+    report = json.loads(run.stdout)
+    (stats,) = report["stats"].values()
+    tasks = []
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            for result in task["hosts"].values():
+                tasks.append((task["task"]["name"], result))
+    return stats, tasks
+
+
+def changed_tasks(tasks) -> list[str]:
+    return [name for name, result in tasks if result.get("changed")]
+
+
+def copy_app(tmp_path: Path) -> Path:
+    dest = tmp_path / "app"
+    shutil.copytree(APP_SRC, dest, ignore=shutil.ignore_patterns(*NOT_SHIPPED))
+    return dest
+
+
+def service_starts(host, since: str) -> int:
+    log = host.check_output(f"journalctl -u {UNIT} --since=@{since} -o cat --no-pager")
+    return sum(1 for line in log.splitlines() if line.startswith("Started "))
+
+
+def test_check_mode_on_a_converged_host_changes_nothing():
+    run = playbook("--check", "--diff")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    stats, tasks = results(run)
+    assert stats["changed"] == 0, changed_tasks(tasks)
+    assert stats["failures"] == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ctv_bookedbiz_db_port", 70000),
+        ("ctv_bookedbiz_db_port", "http"),
+        ("ctv_bookedbiz_db_user", ""),
+        ("ctv_bookedbiz_db_data_dir", "var/lib/ctv-bookedbiz-db"),
+        ("developers_users", ["Not A User"]),
+        ("uv_version", "latest"),
+        ("legacy_flaskapp_unit", "flaskapp"),
+    ],
+)
+def test_a_wrong_variable_stops_the_play_before_any_change(variable, value):
+    run = playbook("-e", json.dumps({variable: value}), json_output=False)
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert variable in output
+    # The run died in the validation play: no play that changes things began.
+    assert "PLAY [Check the inventory variables of every role]" in output
+    assert "PLAY [Provision CTV BookedBiz DB hosts]" not in output
+    assert "changed=0" in output
+
+
+def test_an_app_change_updates_the_tree_and_restarts_once(host, tmp_path):
+    app = copy_app(tmp_path)
+    marker = f"# deployed by the re-run test {uuid.uuid4()}"
+    target = app / "src" / "web" / "asgi.py"
+    target.write_text(target.read_text() + marker + "\n")
+    since = host.check_output("date +%s")
+    before = host.check_output(f"systemctl show -p InvocationID --value {UNIT}")
+
+    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    stats, tasks = results(run)
+    changed = changed_tasks(tasks)
+    assert any(name.startswith("Unpack the app") for name in changed), changed
+    assert not any(name.startswith("Sync the venv") for name in changed), changed
+    assert changed.count("Restart ctv-bookedbiz-db") == 1, changed
+    assert marker in host.file(f"{CODE_DIR}/src/web/asgi.py").content_string
+    assert host.check_output(f"systemctl show -p InvocationID --value {UNIT}") != before
+    assert service_starts(host, since) == 1
+
+
+def test_a_lock_change_resyncs_the_venv_and_going_back_restores_it(host, tmp_path):
+    app = copy_app(tmp_path)
+    # A new runtime dependency changes pyproject.toml and uv.lock.
+    subprocess.run(
+        ["uv", "add", "--no-sync", "--directory", str(app), "six==1.17.0"],
+        check=True,
+        capture_output=True,
+    )
+    since = host.check_output("date +%s")
+    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    _, tasks = results(run)
+    changed = changed_tasks(tasks)
+    assert any(name.startswith("Sync the venv") for name in changed), changed
+    assert changed.count("Restart ctv-bookedbiz-db") == 1, changed
+    assert service_starts(host, since) == 1
+    assert host.run(f"{VENV_DIR}/bin/python -c 'import six'").rc == 0
+
+    # The repository's own app again: the extra package goes, the tree is as before.
+    run = playbook()
+    assert run.returncode == 0, run.stdout[-3000:]
+    _, tasks = results(run)
+    assert any(name.startswith("Sync the venv") for name in changed_tasks(tasks))
+    assert host.run(f"{VENV_DIR}/bin/python -c 'import six'").rc != 0
+    assert host.check_output(f"systemctl is-active {UNIT}") == "active"
