@@ -240,7 +240,11 @@ def import_file(file: Path) -> None:
                 lambda update: read_spot_file(file, update))
         except ImportFileError as exc:
             _report_errors(exc, file)
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(
+                f"{file} is not UTF-8 text (byte {exc.start}); save the CSV "
+                "as UTF-8. Nothing was imported.") from None
+        except OSError as exc:
             raise click.ClickException(f"{file}: {exc}") from None
 
         stored: list[Path] = []
@@ -290,7 +294,11 @@ def import_budget(file: Path) -> None:
             rows = read_budget_file(file)
         except ImportFileError as exc:
             _report_errors(exc, file)
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(
+                f"{file} is not UTF-8 text (byte {exc.start}); save the CSV "
+                "as UTF-8. Nothing was imported.") from None
+        except OSError as exc:
             raise click.ClickException(f"{file}: {exc}") from None
         result = db.replace_budgets(conn, rows,
                                     source_file=str(file.resolve()))
@@ -299,6 +307,23 @@ def import_budget(file: Path) -> None:
     if result.skipped_months:
         click.echo(f"skipped {result.rows_skipped} rows of closed month(s) "
                    + ", ".join(label(m) for m in result.skipped_months))
+
+
+@main.command("batches")
+@click.option("--limit", type=click.IntRange(1, 10000), default=20,
+              show_default=True)
+def batches(limit: int) -> None:
+    """List the most recent import batches."""
+    with _database() as conn:
+        rows = db.recent_batches(conn, limit)
+    for row in rows:
+        months = ",".join(label(m) for m in row["months"].split(",") if m)
+        skipped = ",".join(label(m) for m in row["skipped_months"].split(",")
+                           if m)
+        click.echo("\t".join(str(v) for v in (
+            row["id"], row["kind"], row["status"], row["finished_at"] or "",
+            row["row_count"], months or "-",
+            f"skipped {skipped}" if skipped else "-", row["source_file"])))
 
 
 @main.command("close-month")

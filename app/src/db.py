@@ -253,6 +253,12 @@ def last_import(conn) -> str | None:
         " WHERE status = 'completed'").fetchone()[0]
 
 
+def recent_batches(conn, limit: int = 20) -> list[sqlite3.Row]:
+    return conn.execute(
+        "SELECT * FROM import_batches ORDER BY id DESC LIMIT ?",
+        (limit,)).fetchall()
+
+
 # --- imports ---------------------------------------------------------------
 
 @dataclass

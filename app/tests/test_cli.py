@@ -398,3 +398,25 @@ def test_demo_export_xlsx_round_trip(runner, tmp_path):
     runner("demo-data", "--spots", 300, "--seed", 3, "--start", "Jan-25",
            "--months", 3)
     assert totals(runner.db_path) == via_file
+
+
+def test_batches_lists_imports(runner, tmp_path):
+    runner("import", write_csv(tmp_path / "log.csv", GOOD_ROWS))
+    runner("close-month", "Feb-25")
+    runner("import", write_csv(tmp_path / "log.csv", GOOD_ROWS))
+    lines = runner("batches").output.splitlines()
+    assert len(lines) == 2
+    newest = lines[0].split("\t")
+    assert newest[:3] == ["2", "import", "completed"]
+    assert newest[4:7] == ["2", "Jan-25", "skipped Feb-25"]
+    assert newest[7].endswith("log.csv")
+
+
+def test_csv_that_is_not_utf8(runner, tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes((HEADER + "\n" + GOOD_ROWS[0].replace("Acme", "Açme")
+                      + "\n").encode("latin-1"))
+    before = dump(runner.db_path)
+    result = runner("import", path)
+    assert result.exit_code == 1 and "is not UTF-8 text" in result.output
+    assert dump(runner.db_path) == before

@@ -240,3 +240,12 @@ def test_csv_download_defuses_formulas(tmp_path):
     rows = table_csv(client, "/reports/revenue?year=2025&format=csv")
     assert rows[1][0] == "'=HYPERLINK(\"http://x\")"
     assert rows[1][1] == "-50"  # numbers are left alone
+
+
+def test_ae_year_over_year_by_quarter(viewer):
+    rows = table_csv(viewer, "/reports/ae?year=2025&format=csv&table=yoy")
+    assert rows[0][:4] == ["Account executive", "Q1 2025", "Q1 2024",
+                           "Q1 change"]
+    assert rows[1][:4] == ["Alice", "3500", "800", "337.5"]
+    assert rows[2][:4] == ["Bob", "1000", "400", "150.0"]
+    assert rows[3][:7] == ["Total", "4500", "1200", "275.0", "0", "0", ""]

@@ -80,6 +80,14 @@ def view():
          *(Column(m, label(m), "pct") for m in months),
          Column("total", "Year", "pct")])
 
+    yoy = Table(
+        "yoy", f"Year over year by quarter, {year} against {year - 1}",
+        [Column("ae", "Account executive")] + [
+            col for q, _ in QUARTERS for col in (
+                Column(f"{q}_booked", f"{q} {year}", "money"),
+                Column(f"{q}_prior", f"{q} {year - 1}", "money"),
+                Column(f"{q}_change", f"{q} change", "pct"))])
+
     def add_rows(name, got, goal, last):
         summary.rows.append([name, sum(got), sum(goal), pct(sum(got), sum(goal)),
                              sum(last), _change(sum(got), sum(last))])
@@ -89,6 +97,12 @@ def view():
             g = sum(goal[i] for i in idx)
             quarter_cells += [b, g, pct(b, g)]
         quarters.rows.append([name, *quarter_cells])
+        yoy_cells = []
+        for _, idx in QUARTERS:
+            b = sum(got[i] for i in idx)
+            p = sum(last[i] for i in idx)
+            yoy_cells += [b, p, _change(b, p)]
+        yoy.rows.append([name, *yoy_cells])
         monthly.rows.append([name, *got, sum(got)])
         pacing.rows.append([name, *(pct(b, g) for b, g in zip(got, goal)),
                             pct(sum(got), sum(goal))])
@@ -105,10 +119,11 @@ def view():
             totals_last[i] += last[i]
     if aes:
         add_rows("Total", totals_got, totals_goal, totals_last)
-        for table in (summary, quarters, monthly, pacing):
+        for table in (summary, quarters, yoy, monthly, pacing):
             table.total = table.rows.pop()
     filters = {"year": year}
-    return respond("ae", "AE performance", [summary, quarters, monthly, pacing],
+    return respond("ae", "AE performance",
+                   [summary, quarters, yoy, monthly, pacing],
                    filters=filters, messages=[],
                    years=sorted(set(years) | {year}))
 
