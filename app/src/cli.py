@@ -20,7 +20,8 @@ import click
 from werkzeug.security import generate_password_hash
 
 from . import config, db
-from .importer import ImportFileError, read_budget_file, read_spot_file
+from .importer import (ImportFileError, count_lines, read_budget_file,
+                       read_spot_file)
 from .months import MonthError, label, parse_month
 
 MIN_PASSWORD_LENGTH = 8
@@ -236,7 +237,8 @@ def import_file(file: Path) -> None:
     with _database() as conn, _bulk():
         try:
             rows = _run_with_progress(
-                "validating", max(importer_lines(file) - 1, 0),
+                "validating",
+                max(count_lines(file) - 1, 0) if sys.stderr.isatty() else 0,
                 lambda update: read_spot_file(file, update))
         except ImportFileError as exc:
             _report_errors(exc, file)
@@ -276,12 +278,6 @@ def import_file(file: Path) -> None:
             f"skipped {result.rows_skipped} rows of closed month(s) "
             + ", ".join(label(m) for m in result.skipped_months))
     click.echo(f"file kept as {result.stored_file}")
-
-
-def importer_lines(file: Path) -> int:
-    from .importer import count_lines
-
-    return count_lines(file) if sys.stderr.isatty() else 0
 
 
 @main.command("import-budget")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import wraps
+from functools import cache, wraps
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, abort, flash, redirect, render_template,
@@ -18,9 +18,12 @@ from .. import db
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
-# Checked when the user does not exist, so that a failed login takes as
-# long whether or not the name is known.
-_DUMMY_HASH = generate_password_hash("not a password of anyone")
+
+@cache
+def _dummy_hash() -> str:
+    """Checked when the user does not exist, so that a failed login takes
+    as long whether or not the name is known."""
+    return generate_password_hash("not a password of anyone")
 
 
 class User(UserMixin):
@@ -91,7 +94,7 @@ def login():
     if form.validate_on_submit():
         row = db.get_user(db.get_db(), username=form.username.data.strip())
         if row is None:
-            check_password_hash(_DUMMY_HASH, form.password.data)
+            check_password_hash(_dummy_hash(), form.password.data)
         elif (check_password_hash(row["password_hash"], form.password.data)
               and row["active"]):
             login_user(User(row))

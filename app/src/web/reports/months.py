@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 from ... import db
 from ...db import query
 from ...months import MonthError, label, parse_month
+from ..formatting import when
 from .common import Column, Table, respond
 
 MONTHS_SQL = """
@@ -56,11 +57,11 @@ def view():
         batch = batches.get(row["batch_id"]) if row else None
         table.rows.append([
             month, "closed" if closure else "open",
-            f"{closure['closed_at']} ({closure['closed_by']})" if closure
+            f"{when(closure['closed_at'])} ({closure['closed_by']})" if closure
             else None,
             row["spots"] if row else 0, row["gross"] if row else 0,
             row["net"] if row else 0, batch["id"] if batch else None,
-            batch["finished_at"] if batch else None,
+            when(batch["finished_at"]) if batch else None,
             (PurePath(batch["source_file"]).name if batch["kind"] == "import"
              else batch["source_file"]) if batch else None,
         ])
