@@ -186,6 +186,17 @@ def users_set_password(name: str) -> None:
     click.echo(f"password changed for {name}")
 
 
+@users_group.command("set-role")
+@click.argument("name")
+@click.option("--role", type=click.Choice(db.ROLES), required=True)
+def users_set_role(name: str, role: str) -> None:
+    """Change a user's role."""
+    with _database() as conn:
+        if not db.update_user(conn, name, role=role):
+            raise click.ClickException(f"no user {name!r}")
+    click.echo(f"{name} is now {role}")
+
+
 @users_group.command("disable")
 @click.argument("name")
 def users_disable(name: str) -> None:

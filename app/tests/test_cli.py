@@ -132,8 +132,12 @@ def test_users_set_password_and_disable(runner):
     assert check_password_hash(
         db.get_user(conn, username="fay")["password_hash"], "second password")
     conn.close()
+    assert runner("users", "set-role", "fay", "--role", "viewer").output == (
+        "fay is now viewer\n")
     assert runner("users", "disable", "fay").exit_code == 0
-    assert runner("users", "list").output == "fay\tae\tdisabled\n"
+    assert runner("users", "list").output == "fay\tviewer\tdisabled\n"
+    assert runner("users", "enable", "fay").exit_code == 0
+    assert runner("users", "list").output == "fay\tviewer\tactive\n"
     assert runner("users", "disable", "nobody").exit_code == 1
 
 

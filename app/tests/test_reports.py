@@ -249,3 +249,20 @@ def test_ae_year_over_year_by_quarter(viewer):
     assert rows[1][:4] == ["Alice", "3500", "800", "337.5"]
     assert rows[2][:4] == ["Bob", "1000", "400", "150.0"]
     assert rows[3][:7] == ["Total", "4500", "1200", "275.0", "0", "0", ""]
+
+
+def test_reports_on_an_empty_database(tmp_path):
+    from src.web import create_app
+
+    from .conftest import SECRET, login, make_database
+    path = tmp_path / "empty.db"
+    make_database(path, spots=[], budgets=[])
+    client = create_app({"DATABASE_PATH": str(path),
+                         "SECRET_KEY": SECRET}).test_client()
+    login(client)
+    for url in REPORT_URLS:
+        response = client.get(url)
+        assert response.status_code == 200, url
+    assert b"No spots match." in client.get("/reports/revenue").data
+    rows = table_csv(client, "/reports/revenue?format=csv")
+    assert rows[-1][0] == "Total" and rows[-1][-1] == "0"
