@@ -374,8 +374,10 @@ def reopen_month(month: str) -> None:
                                  "(.csv or .xlsx).")
 @click.option("--no-db", is_flag=True,
               help="Only write the --export file; leave the database alone.")
+@click.option("--force", is_flag=True,
+              help="Replace months even if they hold imported (real) spots.")
 def demo_data(spots: int, seed: int, start: str | None, months: int,
-              export: Path | None, no_db: bool) -> None:
+              export: Path | None, no_db: bool, force: bool) -> None:
     """Generate deterministic synthetic spots and budgets."""
     from .demo import generate
     from .importer import write_spot_file
@@ -386,6 +388,13 @@ def demo_data(spots: int, seed: int, start: str | None, months: int,
         raise click.BadParameter("use a .csv or .xlsx file",
                                  param_hint="--export")
     start_key = _month(start) if start else f"{date.today().year - 1}-01"
+    if not no_db and not force:
+        with _database() as conn:
+            if db.has_imported_spots(conn):
+                raise click.ClickException(
+                    "the database holds imported spots, which demo data "
+                    "would replace; use --force to do so anyway, or "
+                    "--export FILE --no-db")
     started = time.perf_counter()
     with _bulk():
         rows, budgets = generate(spots, seed, start_key, months)

@@ -253,6 +253,13 @@ def last_import(conn) -> str | None:
         " WHERE status = 'completed'").fetchone()[0]
 
 
+def has_imported_spots(conn) -> bool:
+    """True when some stored spots came from a real import (not demo-data)."""
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM spots AS s JOIN import_batches AS b"
+        " ON b.id = s.import_batch_id WHERE b.kind <> 'demo')").fetchone()[0] == 1
+
+
 def recent_batches(conn, limit: int = 20) -> list[sqlite3.Row]:
     return conn.execute(
         "SELECT * FROM import_batches ORDER BY id DESC LIMIT ?",

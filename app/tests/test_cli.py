@@ -387,8 +387,18 @@ def test_demo_data_is_deterministic_and_realistic(runner, tmp_path):
     assert runner("import", tmp_path / "demo.csv").exit_code == 0
     assert totals(runner.db_path) == first
     # another seed differs
-    runner("demo-data", "--spots", 3000, "--seed", 8, "--start", "Jan-24")
+    runner("demo-data", "--spots", 3000, "--seed", 8, "--start", "Jan-24",
+           "--force")
     assert totals(runner.db_path) != first
+
+
+def test_demo_data_does_not_replace_real_imports_unasked(runner, tmp_path):
+    runner("import", write_csv(tmp_path / "log.csv", GOOD_ROWS))
+    before = dump(runner.db_path)
+    result = runner("demo-data", "--spots", 100, "--seed", 1, "--start",
+                    "Jan-25", "--months", 2)
+    assert result.exit_code == 1 and "--force" in result.output
+    assert dump(runner.db_path) == before
 
 
 def test_demo_export_xlsx_round_trip(runner, tmp_path):
@@ -400,7 +410,7 @@ def test_demo_export_xlsx_round_trip(runner, tmp_path):
     assert runner("import", path).exit_code == 0
     via_file = totals(runner.db_path)
     runner("demo-data", "--spots", 300, "--seed", 3, "--start", "Jan-25",
-           "--months", 3)
+           "--months", 3, "--force")
     assert totals(runner.db_path) == via_file
 
 
