@@ -19,7 +19,7 @@ SELECT COALESCE(sales_person, '(unassigned)') AS ae,
 FROM spots
 WHERE broadcast_month BETWEEN :first AND :last
   AND revenue_type <> 'Trade'
-GROUP BY ae, month
+GROUP BY month, ae
 """
 
 BUDGET_SQL = """
