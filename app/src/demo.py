@@ -88,28 +88,32 @@ def generate(spots: int, seed: int, start: str, months: int = 24):
     month_weights = list(accumulate(
         (1 + i * 0.01) * (1.25 if key[5:7] in ("10", "11", "12") else 1.0)
         for i, key in enumerate(month_keys)))
-    ranges = [broadcast_month_range(key) for key in month_keys]
+    days = []
+    for key in month_keys:
+        first, last = broadcast_month_range(key)
+        days.append([(first + timedelta(days=d)).isoformat()
+                     for d in range((last - first).days + 1)])
     spot_types, spot_cum = _weighted(SPOT_TYPES)
     lengths = (15, 30, 30, 30, 60)
-    choices = rng.choices
+    uniform01 = rng.random
     rows = []
-    for _ in range(spots):
-        c = choices(customers, cum_weights=customer_weights)[0]
-        m = choices(range(months), cum_weights=month_weights)[0]
-        first, last = ranges[m]
-        air = first + timedelta(days=rng.randrange((last - first).days + 1))
-        spot_type = choices(spot_types, cum_weights=spot_cum)[0]
-        length = lengths[rng.randrange(5)]
+    for c, m, spot_type in zip(
+            rng.choices(customers, cum_weights=customer_weights, k=spots),
+            rng.choices(range(months), cum_weights=month_weights, k=spots),
+            rng.choices(spot_types, cum_weights=spot_cum, k=spots)):
+        month_days = days[m]
+        air = month_days[int(uniform01() * len(month_days))]
+        length = lengths[int(uniform01() * 5)]
         if spot_type == "BNS":
             gross = 0
         else:
-            gross = round(c["rate"] * (length / 30) * rng.uniform(0.8, 1.2)
+            gross = round(c["rate"] * (length / 30) * (0.8 + 0.4 * uniform01())
                           * 100)
         net = round(gross * 0.85) if c["agency"] else gross
         broker = (round(gross * 0.05)
                   if c["revenue_type"] == "Direct Response" else 0)
         rows.append((
-            c["bill_code"], air.isoformat(), month_keys[m], c["name"],
+            c["bill_code"], air, month_keys[m], c["name"],
             c["agency"], c["ae"], c["revenue_type"], spot_type,
             c["language"], c["market"], length, gross, net - broker, broker,
             c["contract"],
