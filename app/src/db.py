@@ -90,6 +90,11 @@ MIGRATIONS: tuple[str, ...] = (
         source_file     TEXT,
         import_batch_id INTEGER NOT NULL REFERENCES import_batches (id)
     );
+    -- Every report selects a range of broadcast months first, then filters
+    -- or groups on AE, revenue type, market or language within it; spots
+    -- are written in month order, so this index plus the table order serve
+    -- them all.  Indexes on the low-cardinality columns alone would not be
+    -- chosen for a year's range and would slow imports.
     CREATE INDEX spots_month_customer ON spots (broadcast_month, customer_id);
     """,
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import cache, wraps
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, flash, redirect, render_template,
-                   request, url_for)
+from flask import (Blueprint, abort, current_app, flash, redirect,
+                   render_template, request, url_for)
 from flask_login import (LoginManager, UserMixin, current_user, login_user,
                          logout_user)
 from flask_wtf import FlaskForm
@@ -99,6 +99,8 @@ def login():
               and row["active"]):
             login_user(User(row))
             return redirect(_safe_next(request.args.get("next")))
+        # The name is not logged: people type passwords into it by mistake.
+        current_app.logger.warning("failed login from %s", request.remote_addr)
         flash("Unknown user name or wrong password.", "error")
         status = 401
     elif request.method == "POST":
