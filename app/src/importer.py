@@ -124,7 +124,7 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         raise ImportFileError(["the file is empty (no header row)"])
     width = len(COLUMNS)
     for line, raw in enumerate(rows, start=2):
-        cells = [_cell_text(c) for c in raw]
+        cells = [c if type(c) is str else _cell_text(c) for c in raw]
         if len(raw) > 2 and isinstance(raw[2], date):
             # a broadcast month typed into Excel becomes a date cell
             cells[2] = f"{raw[2].year:04d}-{raw[2].month:02d}"
