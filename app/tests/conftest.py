@@ -2,11 +2,16 @@ import re
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import settings
 from werkzeug.security import generate_password_hash
 
 from src import db
 from src.cli import main
 from src.web import create_app
+
+# Keep no example database in the source tree.
+settings.register_profile("app", database=None)
+settings.load_profile("app")
 
 SECRET = "test-secret-key-0123456789abcdef"
 PASSWORD = "correct horse battery"
