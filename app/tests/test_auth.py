@@ -53,6 +53,7 @@ def test_session_cookie_flags(client):
                 if c.startswith("ctv_bookedbiz_session=")]
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
+    assert "Expires=" in cookie  # 12 hours, not forever
 
 
 def test_failed_login_does_not_reveal_whether_user_exists(client):

@@ -6,7 +6,7 @@ from functools import cache, wraps
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, abort, current_app, flash, redirect,
-                   render_template, request, url_for)
+                   render_template, request, session, url_for)
 from flask_login import (LoginManager, UserMixin, current_user, login_user,
                          logout_user)
 from flask_wtf import FlaskForm
@@ -98,6 +98,7 @@ def login():
         elif (check_password_hash(row["password_hash"], form.password.data)
               and row["active"]):
             login_user(User(row))
+            session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
             return redirect(_safe_next(request.args.get("next")))
         # The name is not logged: people type passwords into it by mistake.
         current_app.logger.warning("failed login from %s", request.remote_addr)
