@@ -240,10 +240,12 @@ def _run_with_progress(text: str, length: int, work):
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False,
                                         path_type=Path))
-def import_file(file: Path) -> None:
+@click.option("--check", is_flag=True,
+              help="Only validate the file and say what an import would do.")
+def import_file(file: Path, check: bool) -> None:
     """Import a Commercial Log (.xlsx) or spots CSV.  The broadcast months
     in the file replace those months; closed months are skipped."""
-    data_dir = _config(config.data_path)
+    data_dir = None if check else _config(config.data_path)
     started = time.perf_counter()
     with _database() as conn, _bulk():
         try:
@@ -259,6 +261,17 @@ def import_file(file: Path) -> None:
                 "as UTF-8. Nothing was imported.") from None
         except OSError as exc:
             raise click.ClickException(f"{file}: {exc}") from None
+
+        if check:
+            months = sorted({row[2] for row in rows})
+            closed = db.closed_months(conn)
+            replace = [label(m) for m in months if m not in closed]
+            skip = [label(m) for m in months if m in closed]
+            click.echo(f"{file}: {len(rows)} valid spots; an import would "
+                       f"replace {', '.join(replace) or 'no months'}"
+                       + (f" and skip closed {', '.join(skip)}" if skip
+                          else ""))
+            return
 
         stored: list[Path] = []
 

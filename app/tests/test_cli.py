@@ -434,3 +434,20 @@ def test_csv_that_is_not_utf8(runner, tmp_path):
     result = runner("import", path)
     assert result.exit_code == 1 and "is not UTF-8 text" in result.output
     assert dump(runner.db_path) == before
+
+
+def test_import_check_writes_nothing(runner, tmp_path, data_dir):
+    runner("close-month", "Feb-25")
+    before = dump(runner.db_path)
+    runner.env = {**runner.env, "DATA_PATH": None}  # not needed to check
+    result = runner("import", "--check",
+                    write_csv(tmp_path / "log.csv", GOOD_ROWS))
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(
+        "4 valid spots; an import would replace Jan-25 and skip closed "
+        "Feb-25\n")
+    assert dump(runner.db_path) == before
+    assert list(data_dir.iterdir()) == []
+    bad = runner("import", "--check", write_csv(
+        tmp_path / "bad.csv", [GOOD_ROWS[0].replace("Jan-25", "Jam-25")]))
+    assert bad.exit_code == 1 and "row 2: broadcast_month" in bad.output
