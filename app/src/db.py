@@ -9,6 +9,8 @@ Report queries live next to the report code and run through
 
 from __future__ import annotations
 
+import math
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -96,6 +98,28 @@ MIGRATIONS: tuple[str, ...] = (
     -- them all.  Indexes on the low-cardinality columns alone would not be
     -- chosen for a year's range and would slow imports.
     CREATE INDEX spots_month_customer ON spots (broadcast_month, customer_id);
+    """,
+    # 2: sessions that can be ended; failed logins for throttling
+    """
+    -- A user's sessions carry this nonce; changing it (logout, new
+    -- password, disabling) ends every session of that user.
+    ALTER TABLE users ADD COLUMN session_nonce TEXT NOT NULL DEFAULT '';
+    UPDATE users SET session_nonce = lower(hex(randomblob(16)));
+    -- Login attempts of the last few minutes (older rows are pruned):
+    -- a row is written before the password is checked and removed again
+    -- when the login succeeds, so the rows left are the failures.
+    -- username is the name as typed, trimmed and casefolded.
+    CREATE TABLE login_attempts (
+        id           INTEGER PRIMARY KEY,
+        username     TEXT NOT NULL,
+        address      TEXT NOT NULL,
+        attempted_at REAL NOT NULL
+    );
+    CREATE INDEX login_attempts_username
+        ON login_attempts (username, attempted_at);
+    CREATE INDEX login_attempts_address
+        ON login_attempts (address, attempted_at);
+    CREATE INDEX login_attempts_time ON login_attempts (attempted_at);
     """,
 )
 
@@ -189,12 +213,16 @@ def query(sql: str, params: Sequence | dict = ()) -> list[sqlite3.Row]:
 
 # --- users -----------------------------------------------------------------
 
+def new_session_nonce() -> str:
+    return secrets.token_hex(16)
+
+
 def add_user(conn, username: str, password_hash: str, role: str) -> int:
     with transaction(conn):
         cur = conn.execute(
-            "INSERT INTO users (username, password_hash, role, created_at)"
-            " VALUES (?, ?, ?, ?)",
-            (username, password_hash, role, now_iso()),
+            "INSERT INTO users (username, password_hash, role, created_at,"
+            " session_nonce) VALUES (?, ?, ?, ?, ?)",
+            (username, password_hash, role, now_iso(), new_session_nonce()),
         )
     return cur.lastrowid
 
@@ -215,9 +243,13 @@ def list_users(conn) -> list[sqlite3.Row]:
 
 
 def update_user(conn, username: str, **changes) -> bool:
+    """Change a user.  A new password or disabling the user also ends all
+    of the user's sessions (a new session nonce)."""
     allowed = {"password_hash", "role", "active"}
     if not changes or set(changes) - allowed:
         raise ValueError(f"can only change {sorted(allowed)}")
+    if "password_hash" in changes or changes.get("active") == 0:
+        changes["session_nonce"] = new_session_nonce()
     assignments = ", ".join(f"{name} = ?" for name in changes)
     with transaction(conn):
         cur = conn.execute(
@@ -225,6 +257,70 @@ def update_user(conn, username: str, **changes) -> bool:
             (*changes.values(), username),
         )
     return cur.rowcount == 1
+
+
+def end_sessions(conn, user_id: int) -> None:
+    """Every session of the user stops being accepted (see web.auth)."""
+    with transaction(conn):
+        conn.execute("UPDATE users SET session_nonce = ? WHERE id = ?",
+                     (new_session_nonce(), user_id))
+
+
+# --- login throttling --------------------------------------------------------
+
+@dataclass
+class LoginAttempt:
+    """The outcome of :func:`begin_login_attempt`: either ``attempt_id`` (a
+    row recorded as a failure until :func:`login_succeeded`) or
+    ``retry_after`` seconds when a limit is reached."""
+    attempt_id: int | None
+    retry_after: int = 0
+
+
+def _retry_after(conn, column: str, key: str, since: float, limit: int,
+                 window: float, now: float) -> int:
+    """Seconds until fewer than ``limit`` failures remain in the window, or
+    0 when fewer already do."""
+    row = conn.execute(
+        f"SELECT attempted_at FROM login_attempts WHERE {column} = ?"
+        " AND attempted_at > ? ORDER BY attempted_at DESC LIMIT 1 OFFSET ?",
+        (key, since, limit - 1)).fetchone()
+    if row is None:
+        return 0
+    return max(1, math.ceil(row[0] + window - now))
+
+
+def begin_login_attempt(conn, username: str, address: str, *, now: float,
+                        window: float, per_user: int,
+                        per_address: int) -> LoginAttempt:
+    """In one transaction: prune attempts older than ``window`` seconds;
+    refuse when ``username`` or ``address`` has ``per_user`` /
+    ``per_address`` failures in the window; otherwise record this attempt
+    (as a failure, until :func:`login_succeeded`).  Recording it before the
+    password is checked means that concurrent attempts, in any process,
+    cannot get past the limit."""
+    since = now - window
+    with transaction(conn):
+        conn.execute("DELETE FROM login_attempts WHERE attempted_at <= ?",
+                     (since,))
+        wait = max(
+            _retry_after(conn, "username", username, since, per_user,
+                         window, now),
+            _retry_after(conn, "address", address, since, per_address,
+                         window, now))
+        if wait:
+            return LoginAttempt(None, wait)
+        cur = conn.execute(
+            "INSERT INTO login_attempts (username, address, attempted_at)"
+            " VALUES (?, ?, ?)", (username, address, now))
+    return LoginAttempt(cur.lastrowid)
+
+
+def login_succeeded(conn, username: str) -> None:
+    """A successful login clears the failures counted for its user name."""
+    with transaction(conn):
+        conn.execute("DELETE FROM login_attempts WHERE username = ?",
+                     (username,))
 
 
 # --- months ----------------------------------------------------------------

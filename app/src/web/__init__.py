@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
 
-from flask import Flask, redirect, render_template, url_for
+from flask import Flask, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from .. import config, db
 from . import auth, formatting, health, reports
 
+# The pages use one stylesheet from /static, inline SVG and forms posting
+# to this site: no scripts, no inline styles, nothing from elsewhere.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -27,7 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_NAME="ctv_bookedbiz_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=auth.SESSION_LIFETIME,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
@@ -43,8 +53,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.lstrip_blocks = True
 
     db.init_app(app)
+    auth.init_app(app)  # first: its login check runs before CSRF's
     CSRFProtect(app)
-    auth.init_app(app)
     formatting.init_app(app)
 
     app.register_blueprint(auth.bp)
@@ -57,11 +67,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.after_request
     def security_headers(response):
-        response.headers.setdefault("Content-Security-Policy",
-                                    CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.endpoint != "static":
+            # Pages and CSV downloads hold revenue figures (and the login
+            # page a CSRF token): never kept by the browser or a proxy, so
+            # after logout the back button cannot show a report again.
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     @app.errorhandler(CSRFError)
