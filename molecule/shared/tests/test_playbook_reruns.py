@@ -54,7 +54,8 @@ def results(run: subprocess.CompletedProcess) -> tuple[dict, list[tuple[str, dic
 
 
 def changed_tasks(tasks) -> list[str]:
-    return [name for name, result in tasks if result.get("changed")]
+    """Names of the tasks (and handlers) that changed, without their role prefix."""
+    return [name.split(" : ", 1)[-1] for name, result in tasks if result.get("changed")]
 
 
 def copy_app(tmp_path: Path) -> Path:
