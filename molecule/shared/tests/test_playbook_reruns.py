@@ -10,6 +10,7 @@ These run only in the default scenario (the same playbook, so once is enough).
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import uuid
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APP_SRC, CODE_DIR, NOT_SHIPPED, PROJECT_DIR, UNIT, VENV_DIR
+from conftest import APP_SRC, CODE_DIR, NOT_SHIPPED, PROJECT_DIR, SECRET_FILE, UNIT, VENV_DIR
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("MOLECULE_SCENARIO_NAME", "default") != "default",
@@ -145,3 +146,28 @@ def test_a_lock_change_resyncs_the_venv_and_going_back_restores_it(host, tmp_pat
     assert any(name.startswith("Sync the venv") for name in changed_tasks(tasks))
     assert host.run(f"{VENV_DIR}/bin/python -c 'import six'").rc != 0
     assert host.check_output(f"systemctl is-active {UNIT}") == "active"
+
+
+def test_a_secret_from_ansible_vault_is_installed_and_never_shown(host, tmp_path):
+    secret = "vault-" + secrets.token_hex(24)
+    password_file = tmp_path / "vault-password"
+    password_file.write_text(secrets.token_hex(16))
+    vars_file = tmp_path / "secret.yml"
+    vars_file.write_text(f"ctv_bookedbiz_db_secret_key: {secret}\n")
+    subprocess.run(
+        ["ansible-vault", "encrypt", "--vault-password-file", str(password_file), str(vars_file)],
+        check=True,
+        capture_output=True,
+    )
+    assert secret not in vars_file.read_text()
+
+    run = playbook("-e", f"@{vars_file}", "--vault-password-file", str(password_file), "-vv", json_output=False)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert secret not in run.stdout + run.stderr
+    assert host.file(SECRET_FILE).content_string.strip() == secret
+    assert host.check_output(f"systemctl is-active {UNIT}") == "active"
+
+    # Without the vault variable the host keeps the secret it has.
+    run = playbook()
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert host.file(SECRET_FILE).content_string.strip() == secret
