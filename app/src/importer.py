@@ -172,8 +172,19 @@ def _parse_date(text: str) -> str:
     raise ValueError(text)
 
 
+# Larger amounts are refused: no spot costs this much, and SQLite's
+# integers (and sums of millions of spots) stay far from overflowing.
+MAX_MONEY = 1_000_000_000
+MAX_LENGTH_SECONDS = 24 * 3600
+
+
+class MoneyRangeError(ValueError):
+    """A number, but more than MAX_MONEY either way."""
+
+
 def parse_money(text: str) -> int:
-    """'1,234.50', '$1234.5', '(12.00)' or '-12' -> cents."""
+    """'1,234.50', '$1234.5', '(12.00)' or '-12' -> cents.  ValueError if
+    it is not money; MoneyRangeError beyond MAX_MONEY either way."""
     try:
         value = float(text)
     except ValueError:
@@ -188,21 +199,38 @@ def parse_money(text: str) -> int:
             value = -value
     if not math.isfinite(value):
         raise ValueError(text)
+    if abs(value) > MAX_MONEY:
+        raise MoneyRangeError(text)
     return round(value * 100)
+
+
+def money_problem(column: str, raw: str) -> str:
+    """Why ``raw`` is not an acceptable amount (for error messages)."""
+    if not raw.strip():
+        return f"{column} is empty"
+    try:
+        parse_money(raw)
+    except MoneyRangeError:
+        return (f"{column} {raw!r} is too large (at most {MAX_MONEY:,}.00 "
+                "either way)")
+    except ValueError:
+        pass
+    return f"{column} {raw!r} is not an amount of money"
 
 
 def _parse_length(text: str) -> int | None:
     text = text.strip()
     if not text:
         return None
-    if text.isdigit():
-        return int(text)
+    if not text.isascii():
+        raise ValueError(text)
     parts = text.split(":")
-    if 2 <= len(parts) <= 3 and all(p.isdigit() for p in parts):
+    if len(parts) <= 3 and all(p.isdigit() and len(p) <= 6 for p in parts):
         seconds = 0
         for part in parts:
             seconds = seconds * 60 + int(part)
-        return seconds
+        if seconds <= MAX_LENGTH_SECONDS:
+            return seconds
     raise ValueError(text)
 
 
@@ -321,25 +349,23 @@ def validate_rows(rows: Iterable[tuple[int, list[str]]],
                 seconds = -2
             lengths[length] = seconds
         if seconds == -2:
-            problem(line, f"length {length!r} is not seconds or H:MM:SS")
+            problem(line, f"length {length!r} is not seconds or H:MM:SS "
+                          "(at most 24 hours)")
             bad = True
         gross_cents = money[gross] if gross in money else cents(gross)
         if gross_cents is None:
-            problem(line, f"gross_rate {gross!r} is not an amount of money"
-                    if gross.strip() else "gross_rate is empty")
+            problem(line, money_problem("gross_rate", gross))
             bad = True
         net_cents = money[net] if net in money else cents(net)
         if net_cents is None:
-            problem(line, f"station_net {net!r} is not an amount of money"
-                    if net.strip() else "station_net is empty")
+            problem(line, money_problem("station_net", net))
             bad = True
         if not broker.strip():
             broker_cents = 0
         else:
             broker_cents = money[broker] if broker in money else cents(broker)
             if broker_cents is None:
-                problem(line, f"broker_fees {broker!r} is not an amount of "
-                              "money")
+                problem(line, money_problem("broker_fees", broker))
                 bad = True
         if bad:
             continue
@@ -409,8 +435,8 @@ def read_budget_file(path: Path) -> list[tuple[str, str, int]]:
             try:
                 cents = parse_money(amount)
             except ValueError:
-                errors.append(f"row {line}: amount {amount!r} is not an "
-                              "amount of money")
+                errors.append(f"row {line}: "
+                              + money_problem("amount", amount))
                 bad = True
             if bad:
                 continue

@@ -83,6 +83,14 @@ def create_app(test_config: dict | None = None) -> Flask:
             message="The form had expired or was not sent by this site; "
                     "please go back, reload the page and try again."), 400
 
+    @app.errorhandler(UnicodeDecodeError)
+    def not_utf8(error):
+        # werkzeug decodes query strings and form bodies as UTF-8 when
+        # first read; raw bytes that are not UTF-8 would otherwise be a 500.
+        return render_template(
+            "error.html", code=400,
+            message="The request is not valid UTF-8."), 400
+
     @app.errorhandler(HTTPException)
     def http_error(error):
         return render_template("error.html", code=error.code,

@@ -92,17 +92,15 @@ def _load_user(user_id: str):
     longer) valid: unknown user, disabled, nonce replaced since, or logged
     in more than SESSION_LIFETIME ago."""
     id_text, _, nonce = user_id.partition(":")
-    if not nonce or not (id_text.isascii() and id_text.isdigit()):
+    if (not nonce or len(id_text) > 18
+            or not (id_text.isascii() and id_text.isdigit())):
         return None
     login_at = session.get("login_at")
     if (not isinstance(login_at, (int, float))
             or not 0 <= time.time() - login_at
             < current_app.permanent_session_lifetime.total_seconds()):
         return None
-    try:
-        row = db.get_user(db.get_db(), user_id=int(id_text))
-    except OverflowError:
-        return None
+    row = db.get_user(db.get_db(), user_id=int(id_text))
     if (row is None or not row["active"] or not row["session_nonce"]
             or not hmac.compare_digest(row["session_nonce"], nonce)):
         return None

@@ -90,7 +90,8 @@ def year_arg(years: list[int]) -> int:
     year with data."""
     raw = request.args.get("year", "").strip()
     if raw:
-        if not (raw.isascii() and raw.isdigit()) or not 1990 <= int(raw) <= 2100:
+        if (len(raw) != 4 or not (raw.isascii() and raw.isdigit())
+                or not 1990 <= int(raw) <= 2100):
             abort(400, description=f"year must be a year like "
                                    f"{date.today().year}, not {raw!r}.")
         return int(raw)
