@@ -118,6 +118,22 @@ def test_address_limit_across_user_names(app, client, db_path, clock):
     assert login(other, "viewer", PASSWORD).status_code == 302
 
 
+def test_forwarded_for_header_does_not_change_the_address(client, db_path,
+                                                         clock):
+    """The application uses the connection's address (REMOTE_ADDR) only;
+    a client cannot escape the address limit with X-Forwarded-For."""
+    for i in range(20):
+        client.post("/auth/login", headers={"X-Forwarded-For": f"10.0.0.{i}"},
+                    data={"username": f"guess{i}", "password": WRONG,
+                          "csrf_token": csrf_token(client)})
+    assert {a for _, a in attempts(db_path)} == {"127.0.0.1"}
+    response = client.post(
+        "/auth/login", headers={"X-Forwarded-For": "10.9.9.9"},
+        data={"username": "viewer", "password": PASSWORD,
+              "csrf_token": csrf_token(client)})
+    assert response.status_code == 429
+
+
 def test_limits_hold_across_processes(db_path, clock):
     """Two applications (two workers, or before and after a restart) share
     the counts through the database."""
