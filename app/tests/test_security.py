@@ -320,7 +320,7 @@ def test_session_id_names_the_nonce(client, db_path):
 
 @pytest.mark.parametrize("user_id", ["2", "2:", ":abc", "x:abc",
                                      "9" * 40 + ":abc", "9" * 5000 + ":abc",
-                                     "2:wrong"])
+                                     "2:wrong", "2:\u00e9"])
 def test_forged_session_ids_are_not_accepted(client, user_id):
     """Only the secret signs cookies, but the loader does not trust them
     either."""

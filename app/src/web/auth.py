@@ -92,7 +92,7 @@ def _load_user(user_id: str):
     longer) valid: unknown user, disabled, nonce replaced since, or logged
     in more than SESSION_LIFETIME ago."""
     id_text, _, nonce = user_id.partition(":")
-    if (not nonce or len(id_text) > 18
+    if (not nonce or not nonce.isascii() or len(id_text) > 18
             or not (id_text.isascii() and id_text.isdigit())):
         return None
     login_at = session.get("login_at")
