@@ -146,7 +146,10 @@ def browser():
     playwright = sync_playwright().start()
     try:
         browser = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS,
+            # Keep the back/forward cache that real browsers have, so that
+            # Back after logging out is tested as users meet it.
+            ignore_default_args=["--disable-back-forward-cache"])
         try:
             yield browser
         finally:
