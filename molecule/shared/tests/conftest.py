@@ -1,11 +1,14 @@
-"""Shared settings for the end-state checks of every scenario.
+"""Shared settings and helpers for the checks of every scenario.
 
 Testinfra talks to the instance through podman (molecule passes
 --connection=podman and --hosts=<instance>), which is quicker than going
 through Ansible for every command.
 """
 
+import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 PROJECT_DIR = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
@@ -56,3 +59,49 @@ def quote(text: str) -> str:
 
     return shlex.quote(text)
 
+
+
+SITE = PROJECT_DIR / "playbooks" / "site.yml"
+
+
+def playbook(*args: str, name: str = "site.yml", json_output: bool = True) -> subprocess.CompletedProcess:
+    """Run one of the repository's playbooks against the scenario's instance."""
+    env = dict(os.environ)
+    if json_output:
+        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
+    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), str(PROJECT_DIR / "playbooks" / name), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def results(run: subprocess.CompletedProcess) -> tuple[dict, list[tuple[str, dict]]]:
+    """(stats of the one host, [(task name, host result), ...] in run order)."""
+    report = json.loads(run.stdout)
+    (stats,) = report["stats"].values()
+    tasks = []
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            for result in task["hosts"].values():
+                tasks.append((task["task"]["name"], result))
+    return stats, tasks
+
+
+def changed_tasks(tasks) -> list[str]:
+    """Names of the tasks (and handlers) that changed, without their role prefix."""
+    return [name.split(" : ", 1)[-1] for name, result in tasks if result.get("changed")]
+
+
+def copy_app(tmp_path: Path) -> Path:
+    """A copy of the repository's app/ to change for a test deploy."""
+    dest = tmp_path / "app"
+    shutil.copytree(APP_SRC, dest, ignore=shutil.ignore_patterns(*NOT_SHIPPED))
+    return dest
+
+
+def failure_output(run: subprocess.CompletedProcess) -> str:
+    return (run.stdout[-4000:] + run.stderr[-2000:]) if run.returncode else ""

@@ -11,58 +11,17 @@ These run only in the default scenario (the same playbook, so once is enough).
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 
-from conftest import APP_SRC, CODE_DIR, NOT_SHIPPED, PROJECT_DIR, SECRET_FILE, UNIT, VENV_DIR
+from conftest import CODE_DIR, SECRET_FILE, UNIT, VENV_DIR, changed_tasks, copy_app, playbook, results
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("MOLECULE_SCENARIO_NAME", "default") != "default",
     reason="playbook re-runs are exercised in the default scenario",
 )
-
-SITE = PROJECT_DIR / "playbooks" / "site.yml"
-
-
-def playbook(*args: str, json_output: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if json_output:
-        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
-    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
-    return subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), str(SITE), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def results(run: subprocess.CompletedProcess) -> tuple[dict, list[tuple[str, dict]]]:
-    """(stats of the one host, [(task name, host result), ...] in run order)."""
-    report = json.loads(run.stdout)
-    (stats,) = report["stats"].values()
-    tasks = []
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            for result in task["hosts"].values():
-                tasks.append((task["task"]["name"], result))
-    return stats, tasks
-
-
-def changed_tasks(tasks) -> list[str]:
-    """Names of the tasks (and handlers) that changed, without their role prefix."""
-    return [name.split(" : ", 1)[-1] for name, result in tasks if result.get("changed")]
-
-
-def copy_app(tmp_path: Path) -> Path:
-    dest = tmp_path / "app"
-    shutil.copytree(APP_SRC, dest, ignore=shutil.ignore_patterns(*NOT_SHIPPED))
-    return dest
 
 
 def service_starts(host, since: str) -> int:
