@@ -1,0 +1,128 @@
+"""Import benchmark: `ctv-bookedbiz import` of 400,000 demo spots as CSV and
+as .xlsx (end to end, a fresh process each time), against SQLite inserting
+the same rows with a bare executemany in one transaction.
+
+    bench/import.sh [--runs 3] [--spots 400000] [--label NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+
+import _common as c
+
+
+def import_runs(path, runs: int) -> dict:
+    """Wall time of `import FILE` into an empty database, then again into
+    the populated one (every month replaced)."""
+    first, again = [], []
+    for _ in range(runs):
+        _, env = c.fresh_database("import")
+        first.append(c.cli(env, "import", str(path), timed=True))
+        again.append(c.cli(env, "import", str(path), timed=True))
+    return {"empty_db_s": first, "replace_s": again}
+
+
+def read_times(path, runs: int) -> list[float]:
+    """In-process reading and validating alone (no database)."""
+    from src.importer import read_spot_file
+    times = []
+    for _ in range(runs):
+        gc.disable()
+        started = time.perf_counter()
+        read_spot_file(path)
+        times.append(time.perf_counter() - started)
+        gc.enable()
+    return times
+
+
+def bare_insert(rows, runs: int, *, order: str) -> list[float]:
+    """BEGIN; one executemany of every row; COMMIT -- into the app's schema
+    (same table, same indexes, same connection settings).  Customers and
+    the batch row exist beforehand; building the parameter tuples is not
+    timed."""
+    from src import db
+
+    if order == "month":
+        rows = sorted(rows, key=lambda r: (r[2], r[3]))
+    times = []
+    for _ in range(runs):
+        db_path, _ = c.fresh_database("bare")
+        conn = db.connect(db_path)
+        with db.transaction(conn):
+            batch = conn.execute(
+                "INSERT INTO import_batches (kind, source_file, started_at)"
+                " VALUES ('bench', 'bench', '')").lastrowid
+            ids = {}
+            for row in rows:
+                if row[3] not in ids:
+                    ids[row[3]] = conn.execute(
+                        "INSERT INTO customers (name) VALUES (?)",
+                        (row[3],)).lastrowid
+        params = [(*row[:3], ids[row[3]], *row[4:], "bench.csv", batch)
+                  for row in rows]
+        gc.disable()
+        started = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(db._INSERT_SPOT, params)
+        conn.execute("COMMIT")
+        times.append(time.perf_counter() - started)
+        gc.enable()
+        conn.close()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--spots", type=int, default=c.SPOTS)
+    parser.add_argument("--label", help="results file tag (default: commit)")
+    parser.add_argument("--skip-xlsx", action="store_true")
+    args = parser.parse_args()
+
+    files = {"csv": c.spot_file("csv", args.spots)}
+    if not args.skip_xlsx:
+        files["xlsx"] = c.spot_file("xlsx", args.spots)
+    results: dict = {"spots": args.spots, "runs": args.runs, "formats": {}}
+    for kind, path in files.items():
+        print(f"import {path.name} x{args.runs} ...", flush=True)
+        times = import_runs(path, args.runs)
+        times["read_validate_s"] = read_times(path, args.runs)
+        summary = {key: c.median(values) for key, values in times.items()}
+        summary["rows_per_s"] = args.spots / summary["empty_db_s"]
+        summary["replace_rows_per_s"] = args.spots / summary["replace_s"]
+        results["formats"][kind] = {"file_mb": round(
+            path.stat().st_size / 1e6, 1), "runs_s": times,
+            "median": summary}
+
+    from src.importer import read_spot_file
+    rows = read_spot_file(files["csv"])
+    bare = {order: bare_insert(rows, args.runs, order=order)
+            for order in ("file", "month")}
+    limit = min(c.median(v) for v in bare.values())
+    results["bare_insert"] = {
+        "runs_s": bare, "median_s": {k: c.median(v) for k, v in bare.items()},
+        "limit_s": limit, "limit_rows_per_s": args.spots / limit}
+    csv_s = results["formats"]["csv"]["median"]["empty_db_s"]
+    results["csv_vs_bare"] = csv_s / limit
+
+    print()
+    print(f"{'what':44} {'median s':>9} {'rows/s':>10}")
+    for kind, entry in results["formats"].items():
+        m = entry["median"]
+        for key, text in (("empty_db_s", "import into empty db"),
+                          ("replace_s", "import again (replace)"),
+                          ("read_validate_s", "read+validate only")):
+            print(f"{kind + ' ' + text:44} {m[key]:9.2f} "
+                  f"{args.spots / m[key]:10,.0f}")
+    for order, value in results["bare_insert"]["median_s"].items():
+        print(f"{'bare executemany, rows in ' + order + ' order':44} "
+              f"{value:9.2f} {args.spots / value:10,.0f}")
+    print(f"CSV import / bare-insert limit: {results['csv_vs_bare']:.2f}x")
+    c.write_results("import", args.label, results)
+
+
+if __name__ == "__main__":
+    main()
