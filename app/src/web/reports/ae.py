@@ -10,13 +10,15 @@ from __future__ import annotations
 from ...db import query
 from ...months import label, year_months
 from ..formatting import pct
-from .common import Column, Table, respond, year_arg, years_with_data
+from .common import (Column, Table, cached, respond, year_arg,
+                     years_with_data)
 
+# From the report totals (db.spot_totals).
 BOOKED_SQL = """
 SELECT COALESCE(sales_person, '(unassigned)') AS ae,
        broadcast_month AS month,
-       SUM(gross_rate) AS booked
-FROM spots
+       SUM(gross) AS booked
+FROM spot_totals
 WHERE broadcast_month BETWEEN :first AND :last
   AND revenue_type <> 'Trade'
 GROUP BY month, ae
@@ -35,6 +37,11 @@ QUARTERS = (("Q1", range(0, 3)), ("Q2", range(3, 6)), ("Q3", range(6, 9)),
 def view():
     years = years_with_data()
     year = year_arg(years)
+    return respond("ae", "AE performance",
+                   **cached("ae", (year,), lambda: _compute(years, year)))
+
+
+def _compute(years: list[int], year: int) -> dict:
     months = year_months(year)
     prior_months = year_months(year - 1)
     booked: dict[str, dict[str, int]] = {}
@@ -121,11 +128,9 @@ def view():
         add_rows("Total", totals_got, totals_goal, totals_last)
         for table in (summary, quarters, yoy, monthly, pacing):
             table.total = table.rows.pop()
-    filters = {"year": year}
-    return respond("ae", "AE performance",
-                   [summary, quarters, yoy, monthly, pacing],
-                   filters=filters, messages=[],
-                   years=sorted(set(years) | {year}))
+    return dict(tables=[summary, quarters, yoy, monthly, pacing],
+                filters={"year": year}, messages=[],
+                years=sorted(set(years) | {year}))
 
 
 def _change(now: int, before: int) -> float | None:

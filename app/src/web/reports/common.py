@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date
 
-from flask import Response, abort, render_template, request
+from flask import Response, abort, current_app, g, render_template, request
 
-from ...db import query
+from ... import db
+from ...db import get_db, query
 from ..formatting import csv_value
 
 
@@ -73,16 +77,83 @@ def respond(name: str, title: str, tables: list[Table], *, filters: dict,
                            csv_args=csv_args, **context)
 
 
+# --- cache -------------------------------------------------------------------
+
+class ReportCache:
+    """What the reports computed, per process, keyed on the database's data
+    version (db.data_version), which every write to spots, budgets or month
+    closures changes in its own transaction.  An entry is only ever served
+    for the exact version it was computed from, so a figure is never stale;
+    when a request sees another version every entry is dropped."""
+
+    def __init__(self, max_entries: int = 256):
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._entries: OrderedDict[Hashable, object] = OrderedDict()
+
+    def get_or_compute(self, version: int, key: Hashable,
+                       compute: Callable[[], object]):
+        with self._lock:
+            if version != self._version:
+                self._entries.clear()
+                self._version = version
+            elif key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        value = compute()
+        with self._lock:
+            if version == self._version:
+                self._entries[key] = value
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def report_cache() -> ReportCache:
+    return current_app.extensions.setdefault("ctv_report_cache",
+                                             ReportCache())
+
+
+def data_version() -> int:
+    """The data version this request reads.  The first call opens a read
+    transaction that lasts until the request's connection is closed, so the
+    version and every figure read afterwards come from one snapshot."""
+    if "data_version" not in g:
+        conn = get_db()
+        if not conn.in_transaction:
+            conn.execute("BEGIN")
+        g.data_version = db.data_version(conn)
+    return g.data_version
+
+
+def cached(name: str, key: tuple, compute: Callable[[], object]):
+    """compute(), or what it returned before for the same report, key and
+    data version.  The result is shared between requests: never change
+    it."""
+    return report_cache().get_or_compute(data_version(), (name, *key),
+                                         compute)
+
+
 # --- filters -----------------------------------------------------------------
 
 def years_with_data() -> list[int]:
     """The years from the first to the last month with spots (two index
     look-ups rather than a scan of every spot)."""
-    first, last = query(
-        "SELECT MIN(broadcast_month), MAX(broadcast_month) FROM spots")[0]
-    if first is None:
-        return []
-    return list(range(int(first[:4]), int(last[:4]) + 1))
+    def compute():
+        first, last = query("SELECT MIN(broadcast_month),"
+                            " MAX(broadcast_month) FROM spot_totals")[0]
+        if first is None:
+            return []
+        return list(range(int(first[:4]), int(last[:4]) + 1))
+    return list(cached("years", (), compute))
+
+
+def raw_arg(name: str) -> str:
+    return request.args.get(name, "").strip()
 
 
 def year_arg(years: list[int]) -> int:

@@ -5,16 +5,16 @@ from __future__ import annotations
 from ...db import query
 from ...months import year_months
 from ..formatting import pct
-from .common import (Column, Table, measure_arg, respond, year_arg,
+from .common import (Column, Table, cached, measure_arg, respond, year_arg,
                      years_with_data)
 
+# From the report totals (db.spot_totals).
 LANGUAGE_MARKET_SQL = """
 SELECT COALESCE(language_code, '(none)') AS language,
        COALESCE(market, '(none)') AS market,
-       COUNT(*) AS spots,
-       SUM(CASE WHEN :measure = 'net' THEN station_net
-                ELSE gross_rate END) AS revenue
-FROM spots
+       SUM(spots) AS spots,
+       SUM(CASE WHEN :measure = 'net' THEN net ELSE gross END) AS revenue
+FROM spot_totals
 WHERE broadcast_month BETWEEN :first AND :last
   AND revenue_type <> 'Trade'
 GROUP BY language, market
@@ -36,6 +36,12 @@ def view():
     years = years_with_data()
     year = year_arg(years)
     measure = measure_arg()
+    return respond("languages", "Language and market",
+                   **cached("languages", (year, measure),
+                            lambda: _compute(years, year, measure)))
+
+
+def _compute(years: list[int], year: int, measure: str) -> dict:
     months = year_months(year)
     rows = query(LANGUAGE_MARKET_SQL, {"first": months[0], "last": months[-1],
                                        "measure": measure})
@@ -71,6 +77,5 @@ def view():
     tables.append(grid)
     tables[0].note = ("Whole dollars. Trade is excluded from revenue and "
                       "from the spot counts.")
-    return respond("languages", "Language and market", tables,
-                   filters={"year": year, "measure": measure}, messages=[],
-                   years=sorted(set(years) | {year}))
+    return dict(tables=tables, filters={"year": year, "measure": measure},
+                messages=[], years=sorted(set(years) | {year}))

@@ -12,17 +12,16 @@ from ... import db
 from ...db import query
 from ...months import MonthError, label, parse_month
 from ..formatting import when
-from .common import Column, Table, respond
+from .common import Column, Table, cached, respond
 
+# From the report totals (db.spot_totals).
 MONTHS_SQL = """
 SELECT broadcast_month AS month,
-       COUNT(*) AS spots,
-       SUM(CASE WHEN revenue_type <> 'Trade' THEN gross_rate ELSE 0 END)
-           AS gross,
-       SUM(CASE WHEN revenue_type <> 'Trade' THEN station_net ELSE 0 END)
-           AS net,
+       SUM(spots) AS spots,
+       SUM(CASE WHEN revenue_type <> 'Trade' THEN gross ELSE 0 END) AS gross,
+       SUM(CASE WHEN revenue_type <> 'Trade' THEN net ELSE 0 END) AS net,
        MAX(import_batch_id) AS batch_id
-FROM spots
+FROM spot_totals
 GROUP BY broadcast_month
 """
 
@@ -40,6 +39,12 @@ class ActionForm(FlaskForm):
 
 
 def view():
+    return respond("months", "Month status", [cached("months", (), _table)],
+                   filters={}, messages=[], template="reports/months.html",
+                   form=ActionForm(), can_change=current_user.is_admin)
+
+
+def _table() -> Table:
     months = {row["month"]: row for row in query(MONTHS_SQL)}
     closures = {row["month"]: row for row in query(CLOSURES_SQL)}
     batches = {row["id"]: row for row in query(BATCHES_SQL)}
@@ -70,9 +75,7 @@ def view():
                        sum(r[3] for r in table.rows),
                        sum(r[4] for r in table.rows),
                        sum(r[5] for r in table.rows), None, None, None]
-    return respond("months", "Month status", [table], filters={}, messages=[],
-                   template="reports/months.html", form=ActionForm(),
-                   can_change=current_user.is_admin)
+    return table
 
 
 def _month_from_url(month: str) -> str:
