@@ -38,11 +38,22 @@ def read_times(path, runs: int) -> list[float]:
     return times
 
 
+BARE_INSERT = (
+    "INSERT INTO spots (bill_code, air_date, broadcast_month, customer_id,"
+    " agency, sales_person, revenue_type, spot_type, language_code, market,"
+    " length_seconds, gross_rate, station_net, broker_fees, contract,"
+    " source_file, import_batch_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
 def bare_insert(rows, runs: int, *, order: str) -> list[float]:
     """BEGIN; one executemany of every row; COMMIT -- into the app's schema
     (same table, same indexes, same connection settings).  Customers and
     the batch row exist beforehand; building the parameter tuples is not
-    timed."""
+    timed.  The values are those the importer stores (spots.source_file
+    NULL: since the import changes of 2026-11-26 the batch row names the
+    file; before them the file's path was stored in every spot and the
+    bare insert wrote it too)."""
     from src import db
 
     if order == "month":
@@ -61,12 +72,12 @@ def bare_insert(rows, runs: int, *, order: str) -> list[float]:
                     ids[row[3]] = conn.execute(
                         "INSERT INTO customers (name) VALUES (?)",
                         (row[3],)).lastrowid
-        params = [(*row[:3], ids[row[3]], *row[4:], "bench.csv", batch)
+        params = [(*row[:3], ids[row[3]], *row[4:], None, batch)
                   for row in rows]
         gc.disable()
         started = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(db._INSERT_SPOT, params)
+        conn.executemany(BARE_INSERT, params)
         conn.execute("COMMIT")
         times.append(time.perf_counter() - started)
         gc.enable()
