@@ -17,7 +17,6 @@ from datetime import date
 from pathlib import Path
 
 import click
-from werkzeug.security import generate_password_hash
 
 from . import config, db
 from .importer import (ImportFileError, count_lines, read_budget_file,
@@ -134,6 +133,14 @@ def users_group() -> None:
     """Accounts for the web application."""
 
 
+def _password_hash(password: str) -> str:
+    # imported here: werkzeug takes 0.1 s to import, which every other
+    # command (an import, say) would pay for nothing
+    from werkzeug.security import generate_password_hash
+
+    return generate_password_hash(password)
+
+
 def _read_password() -> str:
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True,
@@ -160,7 +167,7 @@ def users_add(name: str, role: str) -> None:
         if db.get_user(conn, username=name) is not None:
             raise click.ClickException(f"user {name!r} already exists")
         password = _read_password()
-        db.add_user(conn, name, generate_password_hash(password), role)
+        db.add_user(conn, name, _password_hash(password), role)
     click.echo(f"added user {name} ({role})")
 
 
@@ -182,7 +189,7 @@ def users_set_password(name: str) -> None:
             raise click.ClickException(f"no user {name!r}")
         password = _read_password()
         db.update_user(conn, name,
-                       password_hash=generate_password_hash(password))
+                       password_hash=_password_hash(password))
     click.echo(f"password changed for {name}")
 
 

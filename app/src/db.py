@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from operator import itemgetter
 from pathlib import Path
 
-from flask import current_app, g
+# Flask is imported where it is used (get_db, close_db): the command line
+# needs none of it and starts 0.1 s sooner without it.
 
 ROLES = ("admin", "management", "ae", "viewer")
 
@@ -228,12 +229,16 @@ def upgrade(conn: sqlite3.Connection) -> tuple[int, int]:
 
 def get_db() -> sqlite3.Connection:
     """The request's connection, opened on first use."""
+    from flask import current_app, g
+
     if "db" not in g:
         g.db = connect(current_app.config["DATABASE_PATH"])
     return g.db
 
 
 def close_db(_exc: BaseException | None = None) -> None:
+    from flask import g
+
     conn = g.pop("db", None)
     if conn is not None:
         conn.close()
@@ -465,7 +470,7 @@ SELECT broadcast_month, customer_id, sales_person, revenue_type, market,
        language_code, import_batch_id, COUNT(*), SUM(gross_rate),
        SUM(station_net)
 FROM spots
-WHERE broadcast_month IN ({marks})
+WHERE broadcast_month = ?
 GROUP BY broadcast_month, customer_id, sales_person, revenue_type, market,
          language_code
 """
@@ -500,25 +505,33 @@ def replace_spots(
     report totals (spot_totals).  Closed months are left untouched and
     reported.  ``archive(batch_id)`` runs inside the transaction (e.g. to
     copy the source file); if it fails nothing is written."""
-    months = sorted({row[2] for row in rows})
     total_rows = len(rows)
-    # Written in month and customer order, a month's spots sit together on
-    # disk and the month index grows at its end: inserting is faster and
-    # month-range queries read fewer pages.
-    rows = sorted(rows, key=itemgetter(2, 3))
+    # Written month by month and by customer within a month, a month's
+    # spots sit together on disk and the (month, customer) index is filled
+    # in order: inserting is faster than in file order and month-range
+    # queries read fewer pages.  Grouping by month, then sorting each month
+    # on the name alone, is cheaper than sorting on (month, name).
+    by_month: dict[str, list[tuple]] = {}
+    for row in rows:
+        group = by_month.get(row[2])
+        if group is None:
+            group = by_month[row[2]] = []
+        group.append(row)
+    months = sorted(by_month)
     started = now_iso()
     with _bulk_cache(conn), transaction(conn):
         closed = closed_months(conn)
         skipped = [m for m in months if m in closed]
         keep = [m for m in months if m not in closed]
-        if skipped:
-            keep_set = set(keep)
-            rows = [row for row in rows if row[2] in keep_set]
         batch_id = conn.execute(
             "INSERT INTO import_batches (kind, source_file, started_at)"
             " VALUES (?, ?, ?)", (kind, source_file, started)).lastrowid
-        # dict.fromkeys: the distinct names in order of first appearance
-        by_name = _customer_ids(conn, dict.fromkeys(row[3] for row in rows))
+        # the distinct names in file order: the first spelling seen is kept
+        names = dict.fromkeys(map(itemgetter(3), rows))
+        if skipped:
+            names = dict.fromkeys(map(itemgetter(3), (
+                row for month in keep for row in by_month[month])))
+        by_name = _customer_ids(conn, names)
         if keep:
             marks = ", ".join("?" * len(keep))
             conn.execute(
@@ -526,9 +539,10 @@ def replace_spots(
             conn.execute(
                 f"DELETE FROM spot_totals WHERE broadcast_month IN ({marks})",
                 keep)
-        chunk = 50000
-        for first in range(0, len(rows), chunk):
-            part = rows[first:first + chunk]
+        written = 0
+        for month in keep:
+            part = by_month[month]
+            part.sort(key=itemgetter(3))
             conn.executemany(_INSERT_SPOT, [
                 (bill, air, month, by_name[customer], agency, ae, rtype,
                  stype, lang, market, length, gross, net, broker, contract,
@@ -536,21 +550,22 @@ def replace_spots(
                 for (bill, air, month, customer, agency, ae, rtype, stype,
                      lang, market, length, gross, net, broker, contract)
                 in part])
+            # while the month's pages are in the cache
+            conn.execute(_INSERT_TOTALS, (month,))
+            written += len(part)
             if progress is not None:
                 progress(len(part))
-        if keep:
-            conn.execute(_INSERT_TOTALS.format(marks=marks), keep)
         stored = archive(batch_id) if archive is not None else None
         conn.execute(
             "UPDATE import_batches SET stored_file = ?, finished_at = ?,"
             " row_count = ?, months = ?, skipped_months = ?,"
             " status = 'completed' WHERE id = ?",
-            (stored, now_iso(), len(rows), ",".join(keep), ",".join(skipped),
+            (stored, now_iso(), written, ",".join(keep), ",".join(skipped),
              batch_id),
         )
         _bump_data_version(conn)
-    return ImportResult(batch_id, len(rows), keep, skipped,
-                        total_rows - len(rows), stored)
+    return ImportResult(batch_id, written, keep, skipped,
+                        total_rows - written, stored)
 
 
 def replace_budgets(conn, rows: Sequence[tuple[str, str, int]], *,

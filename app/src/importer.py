@@ -110,6 +110,14 @@ def _cell_text(value) -> str:
     return str(value)
 
 
+class _CellTexts(dict):
+    """Cell value (number, date, time) -> its text, computed on first use."""
+
+    def __missing__(self, value):
+        text = self[value] = _cell_text(value)
+        return text
+
+
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     from python_calamine import CalamineError, CalamineWorkbook
 
@@ -123,8 +131,13 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     if header is None or not any(_cell_text(c).strip() for c in header):
         raise ImportFileError(["the file is empty (no header row)"])
     width = len(COLUMNS)
+    texts = _CellTexts()
     for line, raw in enumerate(rows, start=2):
-        cells = [c if type(c) is str else _cell_text(c) for c in raw]
+        # Dates, lengths and amounts repeat: each distinct value is turned
+        # into text once.  Booleans are kept out of the cache (True == 1.0).
+        cells = [c if type(c) is str
+                 else texts[c] if type(c) is not bool else str(c)
+                 for c in raw]
         if len(raw) > 2 and isinstance(raw[2], date):
             # a broadcast month typed into Excel becomes a date cell
             cells[2] = f"{raw[2].year:04d}-{raw[2].month:02d}"
