@@ -105,20 +105,28 @@ def test_venv_uses_the_host_system_python(host):
     assert version == system
 
 
-def test_venv_matches_the_lock_without_dev_packages(host):
-    check = run_as(
+def test_venv_holds_exactly_the_locked_runtime_packages(host):
+    uv = f"cd {CODE_DIR} && UV_CACHE_DIR=/var/cache/ctv-bookedbiz-db/uv uv"
+    locked = run_as(
         host,
         USER,
-        f"cd {CODE_DIR} && UV_PROJECT_ENVIRONMENT={VENV_DIR} UV_CACHE_DIR=/var/cache/ctv-bookedbiz-db/uv "
-        "uv sync --locked --no-dev --check --offline",
+        f"{uv} export --locked --no-dev --no-hashes --no-emit-project --format requirements-txt --offline",
     )
-    assert check.rc == 0, check.stderr
+    assert locked.rc == 0, locked.stderr
+    installed = run_as(host, USER, f"{uv} pip freeze --python {VENV_DIR}/bin/python")
+    assert installed.rc == 0, installed.stderr
+    wanted = {line for line in locked.stdout.splitlines() if line and not line.startswith(("#", " "))}
+    present = set(installed.stdout.splitlines())
+    # The app itself is installed editable from the code tree, nothing else.
+    assert present - wanted == {f"-e file://{CODE_DIR}"}
+    assert wanted - present == set()
     probe = host.run(
         f"{VENV_DIR}/bin/python -c \"import importlib.util as u; "
-        "print([m for m in ('pytest', 'deptry') if u.find_spec(m)])\""
+        "print([m for m in ('pytest', 'deptry', 'playwright') if u.find_spec(m)])\""
     )
     assert probe.stdout.strip() == "[]"
     assert host.check_output(f"{VENV_DIR}/bin/python -c 'import flask_login; print(flask_login.__version__)'") == "0.6.3"
+    assert host.file(f"{VENV_DIR}/bin/ctv-bookedbiz").is_file
 
 
 def test_uv_is_the_pinned_release_trusting_the_system_store(host):

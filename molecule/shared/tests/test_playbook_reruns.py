@@ -68,7 +68,7 @@ def test_an_app_change_updates_the_tree_and_restarts_once(host, tmp_path):
     since = host.check_output("date +%s")
     before = host.check_output(f"systemctl show -p InvocationID --value {UNIT}")
 
-    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}")
+    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
     assert run.returncode == 0, run.stdout[-3000:]
     stats, tasks = results(run)
     changed = changed_tasks(tasks)
@@ -89,7 +89,7 @@ def test_a_lock_change_resyncs_the_venv_and_going_back_restores_it(host, tmp_pat
         capture_output=True,
     )
     since = host.check_output("date +%s")
-    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}")
+    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
     assert run.returncode == 0, run.stdout[-3000:]
     _, tasks = results(run)
     changed = changed_tasks(tasks)
@@ -99,7 +99,7 @@ def test_a_lock_change_resyncs_the_venv_and_going_back_restores_it(host, tmp_pat
     assert host.run(f"{VENV_DIR}/bin/python -c 'import six'").rc == 0
 
     # The repository's own app again: the extra package goes, the tree is as before.
-    run = playbook()
+    run = playbook(name="deploy.yml")
     assert run.returncode == 0, run.stdout[-3000:]
     _, tasks = results(run)
     assert any(name.startswith("Sync the venv") for name in changed_tasks(tasks))
