@@ -5,9 +5,16 @@ over the spots table in the same run.
 
     bench/reports.sh [--runs 7] [--spots 400000] [--label NAME]
 
-Cold: the first request for that report in a freshly built application
-(in-process) or a freshly started server (HTTP): nothing computed before.
-Warm: the same request repeated on unchanged data.  Every request opens
+Bare SQL: the aggregation over the spots table that computes the report's
+figures (fixed in this file).  App SQL: the queries the report runs now,
+read from the application (the same as bare SQL before the report totals
+existed).
+
+First: the first request for each report in a new application (in-process)
+or a newly started server (HTTP), which also loads templates.  Cold: the
+first request after the data version changed (an empty month closed and
+reopened: every figure computed again, nothing else to load).  Warm: the
+same request repeated on unchanged data.  Every request opens
 its own SQLite connection (as the application does), so SQLite's page
 cache is empty each time; the operating system's file cache is warm.
 """
@@ -77,11 +84,29 @@ BARE = {
 }
 
 
-def bare_sql(db_path: Path, runs: int) -> dict:
+def app_queries() -> dict:
+    """The SQL each report itself runs now (taken from the application's
+    report modules), with the parameters of the benchmark's URLs."""
+    from src.web.reports import ae, languages, months, revenue
+    prior = {"first": f"{Y - 1}-01", "last": f"{Y}-12"}
+    return {
+        "revenue": [(revenue.OPTIONS_SQL, _SPAN),
+                    (revenue.REVENUE_SQL, {**_SPAN, "measure": "gross",
+                                           "ae": None, "revenue_type": None,
+                                           "market": None})],
+        "ae": [(ae.BOOKED_SQL, prior), (ae.BUDGET_SQL, _SPAN)],
+        "languages": [(languages.LANGUAGE_MARKET_SQL,
+                       {**_SPAN, "measure": "gross"})],
+        "months": [(months.MONTHS_SQL, {}), (months.CLOSURES_SQL, {}),
+                   (months.BATCHES_SQL, {})],
+    }
+
+
+def bare_sql(db_path: Path, runs: int, queries_of: dict = BARE) -> dict:
     """Cold: a new connection's first run; warm: repeated on it."""
     from src import db
     out = {}
-    for name, queries in BARE.items():
+    for name, queries in queries_of.items():
         cold, warm = [], []
         for _ in range(runs):
             conn = db.connect(db_path)
@@ -106,21 +131,45 @@ def _login_test_client(app):
     return client
 
 
+def invalidate(db_path: Path) -> None:
+    """Make every report compute afresh without changing any figure: close
+    and reopen a month that holds nothing (each bumps the data version)."""
+    from src import db
+    conn = db.connect(db_path)
+    try:
+        db.close_month(conn, "2099-01", "bench")
+        db.reopen_month(conn, "2099-01")
+    finally:
+        conn.close()
+
+
+def measure(get, db_path: Path, runs: int) -> dict:
+    """first: the first request of each report in a new process; cold: the
+    first after the data changed; warm: the same request repeated."""
+    out = {name: {"first_s": [], "cold_s": [], "warm_s": []}
+           for name in REPORTS}
+    for name, url in REPORTS.items():
+        out[name]["first_s"].append(get(url))
+    for _ in range(runs):
+        invalidate(db_path)
+        for name, url in REPORTS.items():
+            out[name]["cold_s"].append(get(url))
+            out[name]["warm_s"] += [get(url) for _ in range(3)]
+    return out
+
+
 def in_process(db_path: Path, runs: int) -> dict:
     from src.web import create_app
-    config = {"DATABASE_PATH": str(db_path), "SECRET_KEY": c.SECRET}
-    out = {name: {"cold_s": [], "warm_s": []} for name in REPORTS}
-    for _ in range(runs):
-        client = _login_test_client(create_app(dict(config)))
-        for name, url in REPORTS.items():
-            for i in range(4):
-                started = time.perf_counter()
-                response = client.get(url)
-                elapsed = time.perf_counter() - started
-                assert response.status_code == 200, (url, response.status)
-                (out[name]["cold_s"] if i == 0
-                 else out[name]["warm_s"]).append(elapsed)
-    return out
+    client = _login_test_client(create_app(
+        {"DATABASE_PATH": str(db_path), "SECRET_KEY": c.SECRET}))
+
+    def get(url):
+        started = time.perf_counter()
+        response = client.get(url)
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 200, (url, response.status)
+        return elapsed
+    return measure(get, db_path, runs)
 
 
 class Server:
@@ -196,26 +245,25 @@ class Server:
             self.proc.wait()
 
 
-def over_http(env: dict, runs: int) -> dict:
-    out = {name: {"cold_s": [], "warm_s": []} for name in REPORTS}
-    for _ in range(runs):
-        server = Server(env)
-        try:
-            cookie = server.login()
-            conn = http.client.HTTPConnection("127.0.0.1", server.port,
-                                              timeout=60)
-            for name, url in REPORTS.items():
-                for i in range(4):
-                    started = time.perf_counter()
-                    status, _, _ = server.request(
-                        "GET", url, headers={"Cookie": cookie}, conn=conn)
-                    elapsed = time.perf_counter() - started
-                    assert status == 200, (url, status)
-                    (out[name]["cold_s"] if i == 0
-                     else out[name]["warm_s"]).append(elapsed)
-            conn.close()
-        finally:
-            server.stop()
+def over_http(db_path: Path, env: dict, runs: int) -> dict:
+    server = Server(env)
+    try:
+        cookie = server.login()
+        conn = http.client.HTTPConnection("127.0.0.1", server.port,
+                                          timeout=60)
+
+        def get(url):
+            started = time.perf_counter()
+            status, _, _ = server.request("GET", url,
+                                          headers={"Cookie": cookie},
+                                          conn=conn)
+            elapsed = time.perf_counter() - started
+            assert status == 200, (url, status)
+            return elapsed
+        out = measure(get, db_path, runs)
+        conn.close()
+    finally:
+        server.stop()
     return out
 
 
@@ -229,8 +277,9 @@ def main() -> None:
     db_path, env = c.report_database(args.spots)
     print(f"measuring ({args.runs} runs) ...", flush=True)
     bare = bare_sql(db_path, args.runs)
+    own = bare_sql(db_path, args.runs, app_queries())
     local = in_process(db_path, args.runs)
-    http_ = over_http(env, max(3, args.runs // 2))
+    http_ = over_http(db_path, env, args.runs)
     bare_again = bare_sql(db_path, args.runs)   # conditions may drift
     for name in bare:
         for key in ("cold_s", "warm_s"):
@@ -238,29 +287,35 @@ def main() -> None:
 
     table = {}
     print()
-    print(f"{'report':10} {'bare SQL':>9} {'cold':>8} {'warm':>8} "
+    print(f"{'report':10} {'bare SQL':>9} {'app SQL':>8} {'cold':>8} "
+          f"{'warm':>8} "
           f"{'HTTP cold':>10} {'HTTP warm':>10} {'cold/bare':>10} "
           f"{'bare/warm':>10}   (medians, ms)")
     for name in REPORTS:
         row = {
             "bare_sql_ms": c.median(bare[name]["cold_s"]) * 1000,
             "bare_sql_warm_conn_ms": c.median(bare[name]["warm_s"]) * 1000,
+            "app_sql_ms": c.median(own[name]["cold_s"]) * 1000,
+            "first_ms": c.median(local[name]["first_s"]) * 1000,
             "cold_ms": c.median(local[name]["cold_s"]) * 1000,
             "warm_ms": c.median(local[name]["warm_s"]) * 1000,
+            "http_first_ms": c.median(http_[name]["first_s"]) * 1000,
             "http_cold_ms": c.median(http_[name]["cold_s"]) * 1000,
             "http_warm_ms": c.median(http_[name]["warm_s"]) * 1000,
         }
         row["cold_over_bare"] = row["cold_ms"] / row["bare_sql_ms"]
         row["bare_over_warm"] = row["bare_sql_ms"] / row["warm_ms"]
         table[name] = row
-        print(f"{name:10} {row['bare_sql_ms']:9.1f} {row['cold_ms']:8.1f} "
+        print(f"{name:10} {row['bare_sql_ms']:9.1f} {row['app_sql_ms']:8.1f} "
+              f"{row['cold_ms']:8.1f} "
               f"{row['warm_ms']:8.1f} {row['http_cold_ms']:10.1f} "
               f"{row['http_warm_ms']:10.1f} {row['cold_over_bare']:10.2f} "
               f"{row['bare_over_warm']:10.1f}")
     c.write_results("reports", args.label, {
         "spots": args.spots, "runs": args.runs, "urls": REPORTS,
         "median": table,
-        "samples_s": {"bare_sql": bare, "in_process": local, "http": http_}})
+        "samples_s": {"bare_sql": bare, "app_sql": own,
+                      "in_process": local, "http": http_}})
 
 
 if __name__ == "__main__":
