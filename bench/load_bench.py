@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 
 import _common as c
 from reports_bench import Server

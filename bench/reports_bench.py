@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import re
-import sqlite3
 import subprocess
 import sys
 import time

@@ -49,6 +49,12 @@ def shipped_files(root: Path) -> dict[str, str]:
     return files
 
 
+def deployed_files(host) -> dict[str, str]:
+    """Relative path -> sha256 of every file in the host's code tree."""
+    listing = host.check_output(f"cd {CODE_DIR} && find . -type f -print0 | xargs -0 sha256sum")
+    return {path.removeprefix("./"): digest for digest, path in (line.split(maxsplit=1) for line in listing.splitlines())}
+
+
 def run_as(host, user: str, command: str):
     """Run a shell command as another user, as an operator does with sudo."""
     return host.run(f"sudo -u {user} -- sh -c {quote(command)}")

@@ -20,6 +20,7 @@ from conftest import (
     USER,
     VENV_DIR,
     APP_SRC,
+    deployed_files,
     run_as,
     shipped_files,
 )
@@ -58,11 +59,7 @@ def test_code_tree_is_setgid_and_group_writable(host):
 
 def test_code_tree_holds_exactly_the_repository_app(host):
     expected = shipped_files(APP_SRC)
-    listing = host.check_output(f"cd {CODE_DIR} && find . -type f -print0 | xargs -0 sha256sum")
-    deployed = {}
-    for line in listing.splitlines():
-        digest, path = line.split(maxsplit=1)
-        deployed[path.removeprefix("./")] = digest
+    deployed = deployed_files(host)
     assert set(deployed) - set(expected) == set(), "stray files in the code tree"
     assert set(expected) - set(deployed) == set(), "files missing from the code tree"
     changed = sorted(p for p in expected if expected[p] != deployed[p])

@@ -24,6 +24,7 @@ from conftest import (
     USER,
     VENV_DIR,
     copy_app,
+    deployed_files,
     failure_output,
     playbook,
     run_as,
@@ -66,11 +67,6 @@ def answer_after_start(host, limit: float = 30) -> str:
     while (status := health(host)) == "000" and time.monotonic() < deadline:
         time.sleep(0.5)
     return status
-
-
-def deployed_tree(host) -> dict[str, str]:
-    listing = host.check_output(f"cd {CODE_DIR} && find . -type f -print0 | xargs -0 sha256sum")
-    return {path.removeprefix("./"): digest for digest, path in (line.split(maxsplit=1) for line in listing.splitlines())}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -155,7 +151,7 @@ def broken_app(tmp_path, *, migration: bool):
 @pytest.mark.parametrize("migration", [False, True], ids=["import-error", "migration-then-crash"])
 def test_a_release_that_cannot_start_is_rolled_back(host, tmp_path, migration):
     in_use = host.check_output(f"{RELEASE} current")
-    tree = deployed_tree(host)
+    tree = deployed_files(host)
     db_bytes = host.check_output(f"sha256sum {DB}")
     dump = run_as(host, USER, f"sqlite3 {DB} .dump").stdout
     version = sql(host, "PRAGMA user_version")
@@ -173,7 +169,7 @@ def test_a_release_that_cannot_start_is_rolled_back(host, tmp_path, migration):
 
     assert health(host) == "200"
     assert host.check_output(f"{RELEASE} current") == in_use
-    assert deployed_tree(host) == tree
+    assert deployed_files(host) == tree
     assert sql(host, "PRAGMA user_version") == version
     assert run_as(host, USER, f"sqlite3 {DB} .dump").stdout == dump
     if migration:
@@ -193,12 +189,12 @@ def test_rollback_returns_to_the_release_before_a_good_deploy(host, tmp_path):
     assert run.returncode == 0, failure_output(run)
     second = host.check_output(f"{RELEASE} current")
     assert second != first
-    assert deployed_tree(host) == shipped_files(app)
+    assert deployed_files(host) == shipped_files(app)
 
     run = playbook(name="rollback.yml")
     assert run.returncode == 0, failure_output(run)
     assert host.check_output(f"{RELEASE} current") == first
-    assert deployed_tree(host) == shipped_files(APP_SRC)
+    assert deployed_files(host) == shipped_files(APP_SRC)
     # The record's checks still hold.
     assert host.file(CODE_DIR).mode == 0o2775
     assert host.file(CODE_DIR).user == USER
@@ -237,7 +233,7 @@ def test_an_interrupted_run_is_finished_by_the_next_one(host, tmp_path):
 
     run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
     assert run.returncode == 0, failure_output(run)
-    assert deployed_tree(host) == shipped_files(app)
+    assert deployed_files(host) == shipped_files(app)
     assert health(host) == "200"
     assert host.check_output(f"systemctl is-active {UNIT}") == "active"
 
