@@ -38,4 +38,4 @@ def test_old_unit_file_is_kept_for_reference_and_masked(host):
     assert kept.is_file
     assert "runserver.sh" in kept.content_string
     assert host.file("/etc/systemd/system/flaskapp.service").linked_to == "/dev/null"
-    assert host.check_output("pgrep -f 'http.server 8000' || true") == ""
+    assert host.check_output("pgrep -f '[h]ttp.server 8000' || true") == ""
