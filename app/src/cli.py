@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from . import config, db
+from . import bulkimport, config, db
 from .importer import (ImportFileError, count_lines, read_budget_file,
                        read_spot_file)
 from .months import MonthError, label, parse_month
@@ -236,6 +236,23 @@ def _report_errors(exc: ImportFileError, path: Path) -> None:
     sys.exit(1)
 
 
+@contextmanager
+def _file_problems(file: Path):
+    """A file that is not a valid import: its problems, and exit 1."""
+    try:
+        yield
+    except ImportFileError as exc:
+        _report_errors(exc, file)
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(
+            f"{file} is not UTF-8 text (byte {exc.start}); save the CSV "
+            "as UTF-8. Nothing was imported.") from None
+    except OSError as exc:
+        if exc.filename is None or Path(exc.filename) != file:
+            raise
+        raise click.ClickException(f"{file}: {exc}") from None
+
+
 def _run_with_progress(text: str, length: int, work):
     bar = _progress(text, length)
     if bar is None:
@@ -255,21 +272,13 @@ def import_file(file: Path, check: bool) -> None:
     data_dir = None if check else _config(config.data_path)
     started = time.perf_counter()
     with _database() as conn, _bulk():
-        try:
-            rows = _run_with_progress(
-                "validating",
-                max(count_lines(file) - 1, 0) if sys.stderr.isatty() else 0,
-                lambda update: read_spot_file(file, update))
-        except ImportFileError as exc:
-            _report_errors(exc, file)
-        except UnicodeDecodeError as exc:
-            raise click.ClickException(
-                f"{file} is not UTF-8 text (byte {exc.start}); save the CSV "
-                "as UTF-8. Nothing was imported.") from None
-        except OSError as exc:
-            raise click.ClickException(f"{file}: {exc}") from None
-
         if check:
+            with _file_problems(file):
+                rows = _run_with_progress(
+                    "validating",
+                    max(count_lines(file) - 1, 0) if sys.stderr.isatty()
+                    else 0,
+                    lambda update: read_spot_file(file, update))
             months = sorted({row[2] for row in rows})
             closed = db.closed_months(conn)
             replace = [label(m) for m in months if m not in closed]
@@ -291,11 +300,10 @@ def import_file(file: Path, check: bool) -> None:
             return str(target)
 
         try:
-            result = _run_with_progress(
-                "writing", len(rows),
-                lambda update: db.replace_spots(
-                    conn, rows, source_file=str(file.resolve()),
-                    archive=archive, progress=update))
+            with _file_problems(file):
+                result = bulkimport.import_spot_file(
+                    conn, file, source_file=str(file.resolve()),
+                    archive=archive)
         except BaseException:
             for path in stored:
                 path.unlink(missing_ok=True)

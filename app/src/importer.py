@@ -51,6 +51,45 @@ def _header_key(text: str) -> str:
     return "_".join(str(text).strip().lower().split())
 
 
+def _csv_layout(header: list[str]) -> list[int] | None:
+    """Where each of NAMES is in a CSV row with this header: None when the
+    columns are already in NAMES order.  ImportFileError if the header
+    misses, repeats or adds columns."""
+    keys = [_header_key(h) for h in header]
+    aliases = {_header_key(h): n for n, h in COLUMNS}
+    keys = [aliases.get(k, k) for k in keys]
+    missing = [n for n in NAMES if n not in keys]
+    unknown = [k for k in keys if k not in NAMES]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    problems = []
+    if missing:
+        problems.append("header: missing column(s) " + ", ".join(missing))
+    if unknown:
+        problems.append("header: unknown column(s) " + ", ".join(unknown))
+    if dupes:
+        problems.append("header: repeated column(s) " + ", ".join(dupes))
+    if problems:
+        raise ImportFileError(problems)
+    order = [keys.index(n) for n in NAMES]
+    return None if order == list(range(len(keys))) else order
+
+
+def _csv_records(reader: Iterable[list[str]], order: list[int] | None,
+                 start: int = 2) -> Iterator[tuple[int, list[str]]]:
+    """The data rows after the header, numbered from ``start``: blank
+    lines skipped, columns put in NAMES order."""
+    width = len(NAMES)
+    for line, row in enumerate(reader, start=start):
+        if len(row) != width:
+            if not row or not any(c.strip() for c in row):
+                continue  # blank line
+            yield line, row  # wrong width, reported by the validator
+        elif order is None:
+            yield line, row
+        else:
+            yield line, [row[i] for i in order]
+
+
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
@@ -59,33 +98,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
             header = next(reader, None)
         if header is None:
             raise ImportFileError(["the file is empty (no header row)"])
-        keys = [_header_key(h) for h in header]
-        aliases = {_header_key(h): n for n, h in COLUMNS}
-        keys = [aliases.get(k, k) for k in keys]
-        missing = [n for n in NAMES if n not in keys]
-        unknown = [k for k in keys if k not in NAMES]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
-        problems = []
-        if missing:
-            problems.append("header: missing column(s) " + ", ".join(missing))
-        if unknown:
-            problems.append("header: unknown column(s) " + ", ".join(unknown))
-        if dupes:
-            problems.append("header: repeated column(s) " + ", ".join(dupes))
-        if problems:
-            raise ImportFileError(problems)
-        order = [keys.index(n) for n in NAMES]
-        width = len(keys)
-        in_order = order == list(range(width))
-        for line, row in enumerate(reader, start=2):
-            if len(row) != width:
-                if not row or not any(c.strip() for c in row):
-                    continue  # blank line
-                yield line, row  # wrong width, reported by the validator
-            elif in_order:
-                yield line, row
-            else:
-                yield line, [row[i] for i in order]
+        yield from _csv_records(reader, _csv_layout(header))
 
 
 def _cell_text(value) -> str:
@@ -118,7 +131,10 @@ class _CellTexts(dict):
         return text
 
 
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _xlsx_sheet(path: Path):
+    """The first sheet's rows after its header row, as calamine gives them
+    (values, not yet text), and the sheet's height (rows with the header,
+    to share the rows out)."""
     from python_calamine import CalamineError, CalamineWorkbook
 
     try:
@@ -130,9 +146,15 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         raise ImportFileError([f"cannot read the workbook: {exc}"]) from None
     if header is None or not any(_cell_text(c).strip() for c in header):
         raise ImportFileError(["the file is empty (no header row)"])
+    return rows, sheet.height
+
+
+def _xlsx_cells(rows: Iterable[list],
+                start: int = 2) -> Iterator[tuple[int, list[str]]]:
+    """Numbered rows of cell texts, blank rows left out."""
     width = len(COLUMNS)
     texts = _CellTexts()
-    for line, raw in enumerate(rows, start=2):
+    for line, raw in enumerate(rows, start=start):
         # Dates, lengths and amounts repeat: each distinct value is turned
         # into text once.  Booleans are kept out of the cache (True == 1.0).
         cells = [c if type(c) is str
@@ -141,11 +163,18 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         if len(raw) > 2 and isinstance(raw[2], date):
             # a broadcast month typed into Excel becomes a date cell
             cells[2] = f"{raw[2].year:04d}-{raw[2].month:02d}"
-        while len(cells) > width and not cells[-1].strip():
-            cells.pop()
-        if not any(c.strip() for c in cells):
+        if len(cells) > width:
+            while len(cells) > width and not cells[-1].strip():
+                cells.pop()
+        # (most rows start with a bill code: any() only for the others)
+        if not (cells and cells[0].strip()) and not any(
+                c.strip() for c in cells):
             continue
         yield line, cells
+
+
+def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    yield from _xlsx_cells(_xlsx_sheet(path)[0])
 
 
 def count_lines(path: Path) -> int:
@@ -254,7 +283,19 @@ def normalise_name(text: str) -> str:
 def validate_rows(rows: Iterable[tuple[int, list[str]]],
                   progress=None) -> list[tuple]:
     """Validate every row; return spot tuples (db.SPOT_COLUMNS order, money
-    in cents) or raise ImportFileError listing every problem.
+    in cents) or raise ImportFileError listing every problem."""
+    good, errors, total_errors = check_rows(rows, progress)
+    if total_errors:
+        raise ImportFileError(errors, total_errors)
+    if not good:
+        raise ImportFileError(["the file has no data rows"])
+    return good
+
+
+def check_rows(rows: Iterable[tuple[int, list[str]]],
+               progress=None) -> tuple[list[tuple], list[str], int]:
+    """The spot tuples of the good rows, the first MAX_ERRORS problems
+    ("row N: ...") and the number of problems.
 
     Values repeat a lot in a Commercial Log (dates, months, names, codes,
     rates), so each distinct text is parsed once and remembered; equal
@@ -397,11 +438,7 @@ def validate_rows(rows: Iterable[tuple[int, list[str]]],
                      broker_cents, contract or None))
     if progress is not None:
         progress(seen % 10000)
-    if total_errors:
-        raise ImportFileError(errors, total_errors)
-    if not good:
-        raise ImportFileError(["the file has no data rows"])
-    return good
+    return good, errors, total_errors
 
 
 def read_spot_file(path: Path, progress=None) -> list[tuple]:
