@@ -50,7 +50,8 @@ def fill(code: Path, work: Path, path: Path) -> list[str]:
     run(code, env, "import", str(path))
     run(code, env, "import", str(path))
     conn = sqlite3.connect(db_path)
-    first = conn.execute("SELECT min(broadcast_month) FROM spots").fetchone()[0]
+    first = conn.execute(
+        "SELECT min(broadcast_month) FROM spots").fetchone()[0]
     conn.close()
     run(c.APP, env, "close-month", first)
     run(code, env, "import", str(path))

@@ -31,8 +31,9 @@ copied to them):
 
 Anything unusual sends the import down the one-process path instead: a
 file with any problem (so the problems are listed exactly as that path
-lists them, and nothing is written), a worker that fails while reading.  Nothing is written until the
-main process commits; on any error it rolls back.
+lists them, and nothing is written), a worker that fails while reading.
+Nothing is written until the main process commits; on any error it rolls
+back.
 """
 
 from __future__ import annotations
@@ -162,9 +163,9 @@ def _worker(index: int, read: Callable[[], list] | None, main, peers,
             return
         # what the main process needs: months and their spot counts, and
         # the distinct (month, customer) pairs in file order
-        main.send(("read", (Counter(map(itemgetter(2), rows)),
-                            list(dict.fromkeys(zip(map(itemgetter(2), rows),
-                                                   map(itemgetter(3), rows)))))))
+        pairs = dict.fromkeys(zip(map(itemgetter(2), rows),
+                                  map(itemgetter(3), rows)))
+        main.send(("read", (Counter(map(itemgetter(2), rows)), list(pairs))))
         plan = main.recv()
         if plan is None:
             return
@@ -175,8 +176,11 @@ def _worker(index: int, read: Callable[[], list] | None, main, peers,
         other: dict[str, list] = {}
         for row in rows:
             month = row[2]
-            target = own if month in mine else other if month in theirs else None
-            if target is None:
+            if month in mine:
+                target = own
+            elif month in theirs:
+                target = other
+            else:
                 continue  # a closed month
             group = target.get(month)
             if group is None:
@@ -238,14 +242,14 @@ class _Workers:
         for end in peers:
             end.close()
 
+    def receive_from(self, index: int):
+        try:
+            return self.pipes[index].recv()
+        except EOFError:
+            return ("failed", "the worker process ended")
+
     def receive(self) -> list:
-        answers = []
-        for pipe in self.pipes:
-            try:
-                answers.append(pipe.recv())
-            except EOFError:
-                answers.append(("failed", "the worker process ended"))
-        return answers
+        return [self.receive_from(i) for i in range(len(self.pipes))]
 
     def send(self, message) -> None:
         for pipe in self.pipes:
@@ -300,9 +304,12 @@ def import_spot_file(
     source_file: str,
     kind: str = "import",
     archive: Callable[[int], str] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> db.ImportResult:
     """Import a spot file (see the module docstring); raises what
-    ``read_spot_file`` raises for a bad file, and nothing is written."""
+    ``read_spot_file`` raises for a bad file, and nothing is written.
+    ``progress(n)``: n more rows done (half of them when the file has been
+    read, the rest when the import is committed)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         reads = _csv_parts(path)
@@ -310,9 +317,11 @@ def import_spot_file(
         try:
             reads = _xlsx_parts(*_xlsx_sheet(path))
         except ImportFileError:
-            return _one_process(conn, path, source_file, kind, archive)
+            return _one_process(conn, path, source_file, kind, archive,
+                                progress)
     else:
-        return _one_process(conn, path, source_file, kind, archive)
+        return _one_process(conn, path, source_file, kind, archive,
+                            progress)
     folder = tempfile.mkdtemp(prefix="ctv-import-")
     try:
         scratches = [os.path.join(folder, f"part{i}.db")
@@ -322,28 +331,31 @@ def import_spot_file(
             answers = workers.receive()
             if any(kind_ != "read" for kind_, _ in answers):
                 workers.send(None)
-                return _one_process(conn, path, source_file, kind, archive)
+                return _one_process(conn, path, source_file, kind, archive,
+                                    progress)
             if not any(counts for (_, (counts, _)) in answers):
                 workers.send(None)
-                return _one_process(conn, path, source_file, kind, archive)
+                return _one_process(conn, path, source_file, kind, archive,
+                                    progress)
             for scratch in scratches:
                 _scratch_database(Path(scratch), conn)
             return _write(conn, workers, answers, scratches, source_file,
-                          kind, archive)
+                          kind, archive, progress)
         finally:
             workers.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _one_process(conn, path, source_file, kind, archive) -> db.ImportResult:
-    rows = read_spot_file(path)
+def _one_process(conn, path, source_file, kind, archive,
+                 progress) -> db.ImportResult:
+    rows = read_spot_file(path, progress)
     return db.replace_spots(conn, rows, source_file=source_file, kind=kind,
                             archive=archive)
 
 
 def _write(conn, workers: _Workers, answers, scratches, source_file, kind,
-           archive) -> db.ImportResult:
+           archive, progress) -> db.ImportResult:
     counts: Counter = Counter()
     pairs: list[tuple[str, str]] = []
     for _, (part_counts, part_pairs) in answers:
@@ -351,6 +363,8 @@ def _write(conn, workers: _Workers, answers, scratches, source_file, kind,
         pairs.extend(part_pairs)
     months = sorted(counts)
     total_rows = sum(counts.values())
+    if progress is not None:
+        progress(total_rows // 2)
     started = db.now_iso()
     attached = 0
     sent = False
@@ -401,22 +415,20 @@ def _write(conn, workers: _Workers, answers, scratches, source_file, kind,
                                  f" IN ({marks})", keep)
                     conn.execute("DELETE FROM spot_totals WHERE"
                                  f" broadcast_month IN ({marks})", keep)
-                answers = workers.receive()
-                failures = [text for what, text in answers
-                            if what != "written"]
-                if failures:
-                    raise WorkerError("import worker failed:\n"
-                                      + "\n".join(map(str, failures)))
-                written = sum(n for _, n in answers)
+                # each part is copied in as soon as its worker is done
+                written = 0
+                for i in range(len(scratches)):
+                    what, value = workers.receive_from(i)
+                    if what != "written":
+                        raise WorkerError(f"import worker failed:\n{value}")
+                    written += value
+                    conn.execute("INSERT INTO main.spots"
+                                 f" SELECT * FROM scratch{i}.spots")
+                    conn.execute("INSERT INTO main.spot_totals"
+                                 f" SELECT * FROM scratch{i}.spot_totals")
                 if written != sum(counts[m] for m in keep):
                     raise WorkerError(f"the workers wrote {written} spots,"
                                       f" not {sum(counts[m] for m in keep)}")
-                for i in range(len(scratches)):
-                    conn.execute(
-                        f"INSERT INTO main.spots SELECT * FROM scratch{i}.spots")
-                    conn.execute(
-                        "INSERT INTO main.spot_totals"
-                        f" SELECT * FROM scratch{i}.spot_totals")
                 stored = archive(batch_id) if archive is not None else None
                 conn.execute(
                     "UPDATE import_batches SET stored_file = ?,"
@@ -437,5 +449,7 @@ def _write(conn, workers: _Workers, answers, scratches, source_file, kind,
         conn.execute("PRAGMA foreign_keys = ON")
         for i in range(attached):
             conn.execute(f"DETACH DATABASE scratch{i}")
+    if progress is not None:
+        progress(total_rows - total_rows // 2)
     return db.ImportResult(batch_id, written, keep, skipped,
                            total_rows - written, stored)

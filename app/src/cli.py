@@ -301,9 +301,13 @@ def import_file(file: Path, check: bool) -> None:
 
         try:
             with _file_problems(file):
-                result = bulkimport.import_spot_file(
-                    conn, file, source_file=str(file.resolve()),
-                    archive=archive)
+                result = _run_with_progress(
+                    "importing",
+                    max(count_lines(file) - 1, 0) if sys.stderr.isatty()
+                    else 0,
+                    lambda update: bulkimport.import_spot_file(
+                        conn, file, source_file=str(file.resolve()),
+                        archive=archive, progress=update))
         except BaseException:
             for path in stored:
                 path.unlink(missing_ok=True)
