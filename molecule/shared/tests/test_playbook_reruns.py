@@ -24,6 +24,26 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def test_the_playbook_reaches_the_host_over_ssh(host):
+    """As in production: SSH with pipelining, not the container runtime.
+
+    Only the prepare step uses podman, so any login sshd logged is Ansible's.
+    """
+    inventory = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
+    shown = subprocess.run(
+        ["ansible-inventory", "-i", inventory, "--host", host.backend.name],
+        capture_output=True, text=True, check=True,
+    )
+    assert json.loads(shown.stdout)["ansible_connection"] == "ssh"
+    ping = subprocess.run(
+        ["ansible", "-i", inventory, host.backend.name, "-m", "ansible.builtin.ping"],
+        capture_output=True, text=True, check=False,
+    )
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    log = host.check_output("journalctl -u ssh.service -o cat --no-pager")
+    assert "Accepted publickey for root" in log
+
+
 def service_starts(host, since: str) -> int:
     log = host.check_output(f"journalctl -u {UNIT} --since=@{since} -o cat --no-pager")
     return sum(1 for line in log.splitlines() if line.startswith("Started "))
