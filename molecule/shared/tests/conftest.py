@@ -30,7 +30,7 @@ UNIT_FILE = f"/etc/systemd/system/{UNIT}"
 LOAD_ENV = f"set -a; . {ENV_FILE}; set +a;"
 
 # Never part of a deployed tree even when present in a developer's checkout.
-NOT_SHIPPED = {".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", "instance"}
+NOT_SHIPPED = {".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache", ".mypy_cache", "instance"}
 NOT_SHIPPED_SUFFIXES = (".pyc", ".db", ".db-wal", ".db-shm")
 
 
