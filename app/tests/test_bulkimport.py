@@ -152,6 +152,29 @@ def test_failing_worker_changes_nothing(tmp_path, monkeypatch):
     assert dump(db_path) == before
 
 
+def test_spots_with_unknown_customers_are_refused(tmp_path, monkeypatch):
+    """Foreign keys are off while the parts are copied in: the import checks
+    the references itself."""
+    path = tmp_path / "spots.csv"
+    write_spot_file(path, spot_rows(400))
+    db_path = tmp_path / "x.db"
+    make_database(db_path)
+    before = dump(db_path)
+    real = db._customer_ids
+    # the ids the main process hands the workers point nowhere
+    monkeypatch.setattr(db, "_customer_ids", lambda conn, names: {
+        name: number + 100_000 for name, number in real(conn, names).items()})
+    conn = db.connect(db_path)
+    try:
+        with pytest.raises(bulkimport.WorkerError,
+                           match="customer or batch does not exist"):
+            bulkimport.import_spot_file(conn, path, source_file="x")
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        conn.close()
+    assert dump(db_path) == before
+
+
 def test_archive_failure_changes_nothing(tmp_path):
     path = tmp_path / "spots.csv"
     write_spot_file(path, spot_rows(300))
