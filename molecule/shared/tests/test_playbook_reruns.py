@@ -140,13 +140,15 @@ def test_a_secret_from_ansible_vault_is_installed_and_never_shown(host, tmp_path
     )
     assert secret not in vars_file.read_text()
 
-    run = playbook("-e", f"@{vars_file}", "--vault-password-file", str(password_file), "-vv", json_output=False)
+    run = playbook(
+        "-e", f"@{vars_file}", "--vault-password-file", str(password_file), "-vv", name="deploy.yml", json_output=False
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     assert secret not in run.stdout + run.stderr
     assert host.file(SECRET_FILE).content_string.strip() == secret
     assert host.check_output(f"systemctl is-active {UNIT}") == "active"
 
     # Without the vault variable the host keeps the secret it has.
-    run = playbook()
+    run = playbook(name="deploy.yml")
     assert run.returncode == 0, run.stdout[-3000:]
     assert host.file(SECRET_FILE).content_string.strip() == secret
