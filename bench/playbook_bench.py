@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = "default"
 PROFILE_LINE = re.compile(r"^(?P<task>.+?) -+ (?P<seconds>[0-9.]+)s$")
 # The profiler's time stamps end with the time since the playbook began.
-ELAPSED = re.compile(r"\((?:[0-9:.]+)\)\s+(?P<h>[0-9]+):(?P<m>[0-9]{2}):(?P<s>[0-9.]+)$")
+ELAPSED = re.compile(r"\([0-9]+:[0-9]{2}:[0-9.]+\)\s+(?P<h>[0-9]+):(?P<m>[0-9]{2}):(?P<s>[0-9]+[.][0-9]+)")
 
 
 def run(cmd, env=None, check=True):
