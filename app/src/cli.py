@@ -329,16 +329,8 @@ def import_file(file: Path, check: bool) -> None:
 def import_budget(file: Path) -> None:
     """Import AE budgets from a CSV with columns ae, month, amount."""
     with _database() as conn:
-        try:
+        with _file_problems(file):
             rows = read_budget_file(file)
-        except ImportFileError as exc:
-            _report_errors(exc, file)
-        except UnicodeDecodeError as exc:
-            raise click.ClickException(
-                f"{file} is not UTF-8 text (byte {exc.start}); save the CSV "
-                "as UTF-8. Nothing was imported.") from None
-        except OSError as exc:
-            raise click.ClickException(f"{file}: {exc}") from None
         result = db.replace_budgets(conn, rows,
                                     source_file=str(file.resolve()))
     click.echo(f"batch {result.batch_id}: {result.rows_written} budget "

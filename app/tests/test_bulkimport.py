@@ -42,6 +42,25 @@ def one_process(conn, path, **kwargs):
     return db.replace_spots(conn, read_spot_file(path), **kwargs)
 
 
+def refused(db_path, path, error, match=None, **kwargs):
+    """Import `path` into the database at `db_path` expecting `error`;
+    checks nothing was written and the connection is left as it was
+    (foreign keys on, no transaction, no scratch database attached).
+    Returns the exception."""
+    before = dump(db_path)
+    conn = db.connect(db_path)
+    try:
+        with pytest.raises(error, match=match) as raised:
+            bulkimport.import_spot_file(conn, path, source_file="x", **kwargs)
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert not conn.in_transaction
+        assert conn.execute("PRAGMA database_list").fetchall()[-1][1] == "main"
+    finally:
+        conn.close()
+    assert dump(db_path) == before
+    return raised.value
+
+
 def imported(tmp_path, name, files, importer, *, close=(), budgets=()):
     """A database with the conftest fixture and `files` imported in turn
     by `importer`; months in `close` closed before the last import."""
@@ -103,15 +122,7 @@ def test_csv_cut_in_two_keeps_line_numbers(tmp_path):
         "row 1502: broadcast_month 'Jnu-25' is not a month like Jan-26"]
     db_path = tmp_path / "x.db"
     make_database(db_path)
-    before = dump(db_path)
-    conn = db.connect(db_path)
-    try:
-        with pytest.raises(ImportFileError) as raised:
-            bulkimport.import_spot_file(conn, path, source_file="x")
-    finally:
-        conn.close()
-    assert raised.value.errors == expected.value.errors
-    assert dump(db_path) == before
+    assert refused(db_path, path, ImportFileError).errors == expected.value.errors
 
 
 def test_quoted_csv_and_blank_lines_before_header(tmp_path):
@@ -136,20 +147,10 @@ def test_failing_worker_changes_nothing(tmp_path, monkeypatch):
     write_spot_file(path, rows)
     db_path = tmp_path / "x.db"
     make_database(db_path)
-    before = dump(db_path)
     # the workers are forked: they see the broken statement
     monkeypatch.setattr(bulkimport, "_INSERT_SPOT_WITH_ID",
                         "INSERT INTO no_such_table VALUES (?)")
-    conn = db.connect(db_path)
-    try:
-        with pytest.raises(bulkimport.WorkerError, match="no_such_table"):
-            bulkimport.import_spot_file(conn, path, source_file="x")
-        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert not conn.in_transaction
-        assert conn.execute("PRAGMA database_list").fetchall()[-1][1] == "main"
-    finally:
-        conn.close()
-    assert dump(db_path) == before
+    refused(db_path, path, bulkimport.WorkerError, match="no_such_table")
 
 
 def test_spots_with_unknown_customers_are_refused(tmp_path, monkeypatch):
@@ -159,20 +160,12 @@ def test_spots_with_unknown_customers_are_refused(tmp_path, monkeypatch):
     write_spot_file(path, spot_rows(400))
     db_path = tmp_path / "x.db"
     make_database(db_path)
-    before = dump(db_path)
     real = db._customer_ids
     # the ids the main process hands the workers point nowhere
     monkeypatch.setattr(db, "_customer_ids", lambda conn, names: {
         name: number + 100_000 for name, number in real(conn, names).items()})
-    conn = db.connect(db_path)
-    try:
-        with pytest.raises(bulkimport.WorkerError,
-                           match="customer or batch does not exist"):
-            bulkimport.import_spot_file(conn, path, source_file="x")
-        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    finally:
-        conn.close()
-    assert dump(db_path) == before
+    refused(db_path, path, bulkimport.WorkerError,
+            match="customer or batch does not exist")
 
 
 def test_archive_failure_changes_nothing(tmp_path):
@@ -180,19 +173,11 @@ def test_archive_failure_changes_nothing(tmp_path):
     write_spot_file(path, spot_rows(300))
     db_path = tmp_path / "x.db"
     make_database(db_path)
-    before = dump(db_path)
 
     def archive(batch_id):
         raise OSError("disk full")
 
-    conn = db.connect(db_path)
-    try:
-        with pytest.raises(OSError, match="disk full"):
-            bulkimport.import_spot_file(conn, path, source_file="x",
-                                        archive=archive)
-    finally:
-        conn.close()
-    assert dump(db_path) == before
+    refused(db_path, path, OSError, match="disk full", archive=archive)
 
 
 def test_one_month_file(tmp_path, monkeypatch):
@@ -226,13 +211,5 @@ def test_workbook_halves_keep_line_numbers(tmp_path):
     book.save(path)
     db_path = tmp_path / "x.db"
     make_database(db_path)
-    before = dump(db_path)
-    conn = db.connect(db_path)
-    try:
-        with pytest.raises(ImportFileError) as raised:
-            bulkimport.import_spot_file(conn, path, source_file="x")
-    finally:
-        conn.close()
-    assert raised.value.errors == [
+    assert refused(db_path, path, ImportFileError).errors == [
         "row 44: gross_rate 'lots' is not an amount of money"]
-    assert dump(db_path) == before
