@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -167,6 +168,30 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# How long a connection waits for another one's lock before "database is
+# locked".
+BUSY_TIMEOUT_MS = 10000
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (a no-op once it is).  Switching a new
+    file to WAL needs an exclusive lock, and when another connection is
+    switching it or writing at the same moment SQLite answers "database is
+    locked" at once, without waiting (waiting could deadlock): so retry,
+    for as long as the busy timeout, until the other one is done."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (
+                sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.02)
+
+
 def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
     """Open the database.  Without ``create`` a missing file is an error
     (so the web application never creates an empty database)."""
@@ -175,8 +200,8 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
                            check_same_thread=False)
     try:
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        _use_wal(conn)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
         # a large import grows the WAL; keep it from staying large afterwards
@@ -204,25 +229,52 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA user_version").fetchone()[0]
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of a migration script, one at a time (comments
+    stay with the statement they precede).  ``executescript`` would commit
+    the transaction that :func:`upgrade` has to hold around them."""
+    start = 0
+    for end, char in enumerate(script):
+        if char == ";" and sqlite3.complete_statement(script[start:end + 1]):
+            yield script[start:end + 1]
+            start = end + 1
+    if script[start:].strip():
+        yield script[start:]
+
+
 def upgrade(conn: sqlite3.Connection) -> tuple[int, int]:
     """Apply pending migrations, each in its own transaction.
-    Returns (version before, version after)."""
-    before = schema_version(conn)
-    if before > LATEST_VERSION:
-        raise RuntimeError(
-            f"database schema version {before} is newer than this "
-            f"application ({LATEST_VERSION})"
-        )
-    for version in range(before + 1, LATEST_VERSION + 1):
-        script = (f"BEGIN IMMEDIATE;\n{MIGRATIONS[version - 1]}\n"
-                  f"PRAGMA user_version = {version};\nCOMMIT;")
+    Returns (version before, version after).
+
+    Several processes may upgrade the same database at once (two ``db
+    upgrade`` started together on a new file): each step takes the write
+    lock first (BEGIN IMMEDIATE, waiting for the busy timeout) and only
+    then reads the version and applies the migration that follows it, so
+    no migration is applied twice.  "Before" is the version found under
+    the lock at the first step: before == after exactly when this call
+    applied nothing (another process had done it all)."""
+    before = None
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executescript(script)
+            version = schema_version(conn)
+            if before is None:
+                before = version
+            if version > LATEST_VERSION:
+                raise RuntimeError(
+                    f"database schema version {version} is newer than this "
+                    f"application ({LATEST_VERSION})")
+            if version == LATEST_VERSION:
+                conn.execute("ROLLBACK")  # nothing was written
+                return before, version
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-    return before, schema_version(conn)
+        conn.execute("COMMIT")
 
 
 # --- Flask glue ------------------------------------------------------------
