@@ -1,0 +1,383 @@
+"""The host's admin tool (roles/ctv_bookedbiz_db/files/ctv-bookedbiz-db-admin)
+on the control machine: backups, retention, restores, releases and the lock,
+each under the fault it exists for. Real SQLite files, real processes holding
+them, a real tmpfs that fills up, the app's own CLI for the schema; only the
+systemd unit is left out (the settings name no service): the Molecule
+scenarios run the same tool against a real one.
+"""
+
+from __future__ import annotations
+
+import getpass
+import grp
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL = ROOT / "roles" / "ctv_bookedbiz_db" / "files" / "ctv-bookedbiz-db-admin"
+CLI = ROOT / "app" / ".venv" / "bin" / "ctv-bookedbiz"
+
+pytestmark = pytest.mark.skipif(not CLI.exists(), reason="the app's venv is not built (cd app && uv sync)")
+
+
+class Host:
+    """A host's layout in a scratch directory, with the tool's settings."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.backups = root / "backups"
+        self.code = root / "code"
+        self.venv = root / "venv"
+        self.releases = root / "releases"
+        for path in (self.data, self.backups, self.code, self.venv, self.releases):
+            path.mkdir()
+        self.db = self.data / "production.db"
+        self.env = {
+            "DATABASE_PATH": str(self.db),
+            "DATA_PATH": str(self.data),
+            "SECRET_KEY": "x" * 40,
+        }
+        self.settings = root / "admin.json"
+        self.write_settings()
+
+    def write_settings(self, **changes) -> None:
+        settings = {
+            "database": str(self.db),
+            "backup_dir": str(self.backups),
+            "backup_keep": {"nightly": 3, "deploy": 3, "manual": 3},
+            "user": getpass.getuser(),
+            "group": grp.getgrgid(os.getgid()).gr_name,
+            "service": None,
+            "code_dir": str(self.code),
+            "venv_dir": str(self.venv),
+            "releases_dir": str(self.releases),
+            "releases_keep": 2,
+            "cli": str(CLI),
+            "app_env": self.env,
+            "lock_wait": 1,
+            "max_lock_seconds": 60,
+        }
+        settings.update(changes)
+        self.settings.write_text(json.dumps(settings))
+
+    def admin(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(TOOL), "--config", str(self.settings), *args],
+            capture_output=True, text=True, check=False,
+            env={**os.environ, **(env or {})} if env else {k: v for k, v in os.environ.items()
+                                                          if k != "CTV_BOOKEDBIZ_DB_LOCK_TOKEN"},
+        )
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(CLI), *args], capture_output=True, text=True, check=False,
+                              env={**os.environ, **self.env}, cwd=self.root)
+
+    def totals(self, path: Path | None = None) -> tuple:
+        conn = sqlite3.connect(path or self.db)
+        try:
+            return conn.execute("SELECT count(*), total(gross_rate) FROM spots").fetchone()
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def host(tmp_path) -> Host:
+    host = Host(tmp_path)
+    assert host.cli("db", "upgrade").returncode == 0
+    made = host.cli("demo-data", "--spots", "300", "--seed", "3")
+    assert made.returncode == 0, made.stderr
+    return host
+
+
+def backup_names(host: Host) -> list[str]:
+    return sorted(p.name for p in host.backups.iterdir() if not p.name.startswith("."))
+
+
+# --- backups and retention ---------------------------------------------------------
+
+def test_a_backup_is_a_checked_copy_of_committed_data(host):
+    run = host.admin("backup", "manual")
+    assert run.returncode == 0, run.stderr
+    made = Path(run.stdout.strip())
+    assert made.parent == host.backups and made.name.endswith("-manual.db")
+    assert host.totals(made) == host.totals()
+
+
+def test_retention_is_per_kind_and_never_removes_restore_copies(host):
+    for label in ("nightly", "manual"):
+        assert host.admin("backup", label).returncode == 0
+    kept_copy = host.backups / "production-20200101T000000.000000000Z-before-restore.db"
+    kept_copy.write_bytes(host.db.read_bytes())
+    # A retry loop of failing deploys: each one takes a backup.
+    for _ in range(6):
+        assert host.admin("backup", "deploy").returncode == 0
+    names = backup_names(host)
+    assert sum(n.endswith("-deploy.db") for n in names) == 3
+    assert sum(n.endswith("-nightly.db") for n in names) == 1
+    assert sum(n.endswith("-manual.db") for n in names) == 1
+    assert kept_copy.name in names
+
+
+def test_a_backup_onto_a_full_disk_fails_and_removes_nothing(host, tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        host.backups = small
+        host.write_settings(backup_dir=str(small))
+        # Fill the disk with older backups until the next one cannot fit.
+        older = [small / f"production-2020010{i}T000000.000000000Z-deploy.db" for i in range(1, 4)]
+        for path in older:
+            path.write_bytes(b"x" * 60_000)
+        run = host.admin("backup", "deploy")
+        assert run.returncode != 0
+        assert "the backup failed" in run.stderr and "no backup was removed" in run.stderr
+        assert all(path.exists() for path in older)
+        assert not [p for p in small.iterdir() if p.name.startswith(".")]
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+# --- restore ------------------------------------------------------------------------
+
+def test_restore_over_random_bytes_keeps_the_broken_files_aside(host):
+    good = host.totals()
+    assert host.admin("backup", "manual").returncode == 0
+    # The live database is ruined, WAL and all.
+    host.db.write_bytes(os.urandom(65536))
+    Path(f"{host.db}-wal").write_bytes(os.urandom(4096))
+    broken = host.db.read_bytes(), Path(f"{host.db}-wal").read_bytes()
+
+    run = host.admin("restore", "latest")
+    assert run.returncode == 0, run.stderr
+    assert host.totals() == good
+    kept = sorted(p for p in host.backups.iterdir() if "-before-restore.db" in p.name)
+    assert [p.name.rsplit(".db", 1)[1] for p in kept] == ["", "-wal"]
+    assert (kept[0].read_bytes(), kept[1].read_bytes()) == broken
+    assert "kept as" in run.stdout
+    assert not list(host.data.glob(".*"))
+
+
+def test_restore_refuses_while_a_reader_holds_the_database_and_loses_nothing(host):
+    assert host.admin("backup", "manual").returncode == 0
+    # Rows committed after the backup, still in the WAL, and a reader holding
+    # a snapshot open so that no checkpoint can finish.
+    conn = sqlite3.connect(host.db)
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("UPDATE spots SET gross_rate = gross_rate + 1")
+    conn.commit()
+    conn.close()
+    expected = host.totals()
+    reader = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1]); c.execute('BEGIN');"
+        "c.execute('SELECT count(*) FROM spots').fetchall(); print('ready', flush=True); time.sleep(600)"
+    ), str(host.db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "ready"
+        run = host.admin("restore", "latest")
+        assert run.returncode != 0
+        assert f"is open in: {reader.pid}" in run.stderr and "nothing was changed" in run.stderr
+        assert host.totals() == expected
+    finally:
+        reader.kill()
+        reader.wait()
+    # With the reader gone the restore goes through, and the kept copy has
+    # every committed row.
+    run = host.admin("restore", "latest")
+    assert run.returncode == 0, run.stderr
+    (kept,) = [p for p in host.backups.iterdir() if p.name.endswith("-before-restore.db")]
+    assert host.totals(kept) == expected
+
+
+def test_restore_refuses_a_corrupt_or_foreign_backup_before_touching_anything(host):
+    before = host.db.read_bytes()
+    bogus = host.backups / "production-29991231T000000.000000000Z-manual.db"
+    bogus.write_bytes(os.urandom(8192))
+    run = host.admin("restore", "latest")
+    assert run.returncode != 0 and "not a sound SQLite database" in run.stderr
+    foreign = host.backups / "other.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE t (x)").connection.commit()
+    run = host.admin("restore", "other.db")
+    assert run.returncode != 0 and "not a CTV BookedBiz DB database" in run.stderr
+    assert host.db.read_bytes() == before
+
+
+def test_restore_of_an_older_schema_migrates_it(host):
+    old = host.backups / "production-20200101T000000.000000000Z-manual.db"
+    conn = sqlite3.connect(host.db)
+    conn.execute(f"VACUUM INTO '{old}'")
+    conn.close()
+    conn = sqlite3.connect(old)
+    latest = conn.execute("PRAGMA user_version").fetchone()[0]
+    # The newest migration undone in the copy: a backup from before it.
+    conn.execute(f"PRAGMA user_version = {latest - 1}")
+    conn.commit()
+    conn.close()
+    run = host.admin("restore", old.name)
+    if run.returncode:
+        # A migration that cannot re-run on its own result: the backup is
+        # refused by the migration and the live database put back.
+        assert "the database in place before was put back" in run.stderr
+        return
+    assert "schema upgraded" in run.stdout
+    conn = sqlite3.connect(host.db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
+
+
+# --- the lock -------------------------------------------------------------------------
+
+def holder_process(host: Host) -> subprocess.Popen:
+    """Another process holding the lock, the way any holder does."""
+    process = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, json, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o660)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.ftruncate(fd, 0)\n"
+        "os.write(fd, json.dumps({'holder': 'an import by alice', 'pid': os.getpid(),"
+        " 'since': 'then', 'token': 't'}).encode())\n"
+        "print('ready', flush=True); time.sleep(600)\n"
+    ), f"{host.db}.lock"], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def test_a_held_lock_makes_a_restore_wait_then_fail_naming_the_holder(host):
+    assert host.admin("backup", "manual").returncode == 0
+    before = host.db.read_bytes()
+    holder = holder_process(host)
+    try:
+        run = host.admin("restore", "latest")
+        assert run.returncode != 0
+        assert f"locked by an import by alice (pid {holder.pid}) since then" in run.stderr
+        assert host.db.read_bytes() == before
+        assert host.admin("backup", "nightly").returncode != 0
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # The kernel let go of a killed holder's lock.
+    assert host.admin("restore", "latest").returncode == 0
+
+
+def test_a_held_run_lock_lets_only_its_own_commands_through(host):
+    run = host.admin("lock", "hold", "--holder", "deploy by bob")
+    assert run.returncode == 0, run.stderr
+    held = json.loads(run.stdout)
+    try:
+        assert host.admin("lock", "status").stdout.startswith("held by deploy by bob")
+        # Another run waits, then fails naming the holder.
+        other = host.admin("lock", "hold", "--holder", "deploy by carol", "--wait", "1")
+        assert other.returncode != 0 and "locked by deploy by bob" in other.stderr
+        # The run's own commands, and the app's CLI, pass with its token.
+        token = {"CTV_BOOKEDBIZ_DB_LOCK_TOKEN": held["token"]}
+        assert host.admin("backup", "deploy", env=token).returncode == 0
+        assert host.admin("backup", "deploy", env={"CTV_BOOKEDBIZ_DB_LOCK_TOKEN": "f" * 32}).returncode != 0
+    finally:
+        released = host.admin("lock", "release", held["token"])
+    assert released.returncode == 0, released.stderr
+    assert host.admin("lock", "status").stdout.strip() == "free"
+
+
+def test_a_run_lock_goes_when_the_run_that_took_it_dies(host, tmp_path):
+    # A stand-in for ansible-playbook running on the host itself: the holder
+    # lives as long as the outermost process of that name above it.
+    playbook = tmp_path / "ansible-playbook"
+    playbook.write_text(
+        f"#!{sys.executable}\n"
+        "import signal, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], check=True)\n"
+        "print('held', flush=True)\n"
+        "signal.pause()\n"
+    )
+    playbook.chmod(0o755)
+    run = subprocess.Popen(
+        [str(playbook), sys.executable, str(TOOL), "--config", str(host.settings),
+         "lock", "hold", "--holder", "a run"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert json.loads(run.stdout.readline())["anchor"] == "ansible-playboo"
+    assert run.stdout.readline().strip() == "held"
+    assert host.admin("lock", "status").stdout.startswith("held by a run")
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 5
+    while host.admin("lock", "status").stdout.strip() != "free":
+        assert time.monotonic() < deadline, "the lock outlived its run"
+        time.sleep(0.2)
+
+
+# --- releases -------------------------------------------------------------------------
+
+def deploy(host: Host, release: str, marker: str) -> None:
+    """What a deploy does to the tool's record, with files standing for the tree."""
+    assert host.admin("release", "keep").returncode == 0
+    assert host.admin("release", "begin", release).returncode == 0
+    (host.code / "app.py").write_text(marker)
+    (host.venv / "lib.py").write_text(marker)
+    assert host.admin("release", "commit", release).returncode == 0
+
+
+def status(host: Host) -> dict:
+    return json.loads(host.admin("release", "status").stdout)
+
+
+def test_a_dead_run_leaves_its_release_pending_for_the_next(host):
+    deploy(host, "a" * 16, "one")
+    assert host.admin("release", "keep").returncode == 0
+    assert host.admin("release", "begin", "b" * 16).returncode == 0
+    assert status(host) == {"current": "a" * 16, "previous": "", "pending": "b" * 16}
+    assert host.admin("release", "commit", "b" * 16).returncode == 0
+    assert status(host)["pending"] == ""
+
+
+def test_revert_puts_the_kept_release_back(host):
+    deploy(host, "a" * 16, "one")
+    assert host.admin("release", "keep").returncode == 0
+    assert host.admin("release", "begin", "b" * 16).returncode == 0
+    (host.code / "app.py").write_text("two")
+    run = host.admin("revert", "a" * 16)
+    assert run.returncode == 0, run.stderr
+    assert (host.code / "app.py").read_text() == "one"
+    assert status(host) == {"current": "a" * 16, "previous": "", "pending": ""}
+
+
+def test_rollback_after_a_migrating_deploy_refuses_or_restores_and_can_run_twice(host):
+    deploy(host, "a" * 16, "one")
+    backup = host.admin("backup", "deploy").stdout.strip()
+    before = host.totals()
+    assert host.admin("release", "keep").returncode == 0
+    assert host.admin("release", "begin", "b" * 16).returncode == 0
+    (host.code / "app.py").write_text("two")
+    conn = sqlite3.connect(host.db)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.execute(f"PRAGMA user_version = {version + 1}")  # release b migrated
+    conn.execute("DELETE FROM spots WHERE id % 2 = 0")
+    conn.commit()
+    conn.close()
+    assert host.admin("release", "commit", "b" * 16, "--backup", backup).returncode == 0
+
+    run = host.admin("rollback")
+    assert run.returncode != 0
+    assert "nothing was changed" in run.stderr and backup in run.stderr
+    assert (host.code / "app.py").read_text() == "two"
+    assert status(host)["current"] == "b" * 16
+
+    for _ in range(2):  # a rollback whose health check failed is run again
+        run = host.admin("rollback", "--restore-database")
+        assert run.returncode == 0, run.stderr
+        assert (host.code / "app.py").read_text() == "one"
+        assert host.totals() == before
+        assert status(host)["current"] == "b" * 16
+    assert host.admin("release", "pop", "b" * 16).returncode == 0
+    assert host.admin("release", "pop", "b" * 16).stdout == ""
+    assert status(host)["current"] == "a" * 16
+    assert host.admin("rollback").returncode != 0  # nothing earlier than a
