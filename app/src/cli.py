@@ -1,13 +1,17 @@
 """Operator command line: ``ctv-bookedbiz``.
 
 The commands need DATABASE_PATH (``import`` also DATA_PATH) but never the
-session secret.
+session secret.  Every command that writes the database is decorated with
+:func:`_writes_database`: it runs holding the host lock
+(:mod:`src.hostlock`).
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
+import pwd
 import shutil
 import sqlite3
 import sys
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from . import bulkimport, config, db
+from . import bulkimport, config, db, hostlock
 from .importer import (ImportFileError, count_lines, read_budget_file,
                        read_spot_file)
 from .months import MonthError, label, parse_month
@@ -44,6 +48,47 @@ def _open(create: bool = False) -> sqlite3.Connection:
         return db.connect(path, create=create)
     except sqlite3.Error as exc:
         raise click.ClickException(f"DATABASE_PATH {path}: {exc}") from None
+
+
+def _lock_holder() -> str:
+    """Who holds the host lock: the command, its arguments and the user,
+    e.g. "ctv-bookedbiz import weekly.csv (user ctvbooked)"."""
+    ctx = click.get_current_context()
+    names = []
+    outer = ctx
+    while outer.parent is not None:
+        names.append(outer.info_name)
+        outer = outer.parent
+    words = ["ctv-bookedbiz", *reversed(names)]
+    words += [str(ctx.params[param.name]) for param in ctx.command.params
+              if isinstance(param, click.Argument)]
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = str(os.geteuid())
+    return f"{' '.join(words)} (user {user})"
+
+
+def _writes_database(unless: str | None = None):
+    """Decorates a command that writes the database: it runs holding the
+    host lock of DATABASE_PATH (or checks the run's token), so that no
+    deploy, restore or backup swaps the file under it; when the lock stays
+    taken the command fails naming the holder, having changed nothing.
+    ``unless``: the name of a flag with which the command only reads (it
+    then runs without the lock)."""
+    def decorate(command):
+        @functools.wraps(command)
+        def run(**params):
+            if unless is not None and params.get(unless):
+                return command(**params)
+            path = _config(config.database_path)
+            try:
+                with hostlock.held(path, _lock_holder()):
+                    return command(**params)
+            except hostlock.LockError as exc:
+                raise click.ClickException(str(exc)) from None
+        return run
+    return decorate
 
 
 @contextmanager
@@ -101,6 +146,7 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
+@_writes_database()
 def db_upgrade() -> None:
     """Create the database if missing and apply pending migrations."""
     conn = _open(create=True)
@@ -157,6 +203,7 @@ def _read_password() -> str:
 @users_group.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(db.ROLES), required=True)
+@_writes_database()
 def users_add(name: str, role: str) -> None:
     """Add a user; the password comes from a prompt, or from stdin when
     stdin is not a terminal."""
@@ -182,6 +229,7 @@ def users_list() -> None:
 
 @users_group.command("set-password")
 @click.argument("name")
+@_writes_database()
 def users_set_password(name: str) -> None:
     """Set a user's password (prompt, or stdin when not a terminal)."""
     with _database() as conn:
@@ -196,6 +244,7 @@ def users_set_password(name: str) -> None:
 @users_group.command("set-role")
 @click.argument("name")
 @click.option("--role", type=click.Choice(db.ROLES), required=True)
+@_writes_database()
 def users_set_role(name: str, role: str) -> None:
     """Change a user's role."""
     with _database() as conn:
@@ -206,6 +255,7 @@ def users_set_role(name: str, role: str) -> None:
 
 @users_group.command("disable")
 @click.argument("name")
+@_writes_database()
 def users_disable(name: str) -> None:
     """Disable a user; they can no longer log in."""
     with _database() as conn:
@@ -216,6 +266,7 @@ def users_disable(name: str) -> None:
 
 @users_group.command("enable")
 @click.argument("name")
+@_writes_database()
 def users_enable(name: str) -> None:
     """Enable a disabled user."""
     with _database() as conn:
@@ -266,6 +317,7 @@ def _run_with_progress(text: str, length: int, work):
                                         path_type=Path))
 @click.option("--check", is_flag=True,
               help="Only validate the file and say what an import would do.")
+@_writes_database(unless="check")
 def import_file(file: Path, check: bool) -> None:
     """Import a Commercial Log (.xlsx) or spots CSV.  The broadcast months
     in the file replace those months; closed months are skipped."""
@@ -326,6 +378,7 @@ def import_file(file: Path, check: bool) -> None:
 @main.command("import-budget")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False,
                                         path_type=Path))
+@_writes_database()
 def import_budget(file: Path) -> None:
     """Import AE budgets from a CSV with columns ae, month, amount."""
     with _database() as conn:
@@ -361,6 +414,7 @@ def batches(limit: int) -> None:
 @click.argument("month")
 @click.option("--by", "closed_by", default=lambda: os.environ.get(
     "USER", "cli"), show_default="$USER", help="Who closes the month.")
+@_writes_database()
 def close_month(month: str, closed_by: str) -> None:
     """Close a broadcast month (Mmm-YY): imports no longer change it."""
     key = _month(month)
@@ -373,6 +427,7 @@ def close_month(month: str, closed_by: str) -> None:
 
 @main.command("reopen-month")
 @click.argument("month")
+@_writes_database()
 def reopen_month(month: str) -> None:
     """Reopen a closed broadcast month (Mmm-YY)."""
     key = _month(month)
@@ -400,6 +455,7 @@ def reopen_month(month: str) -> None:
               help="Only write the --export file; leave the database alone.")
 @click.option("--force", is_flag=True,
               help="Replace months even if they hold imported (real) spots.")
+@_writes_database(unless="no_db")
 def demo_data(spots: int, seed: int, start: str | None, months: int,
               export: Path | None, no_db: bool, force: bool) -> None:
     """Generate deterministic synthetic spots and budgets."""

@@ -70,6 +70,13 @@ def dump(path) -> str:
         conn.close()
 
 
+@pytest.fixture(autouse=True)
+def _no_host_lock_settings(monkeypatch):
+    """Tests choose the host lock's wait and token themselves."""
+    monkeypatch.delenv("CTV_BOOKEDBIZ_DB_LOCK_WAIT", raising=False)
+    monkeypatch.delenv("CTV_BOOKEDBIZ_DB_LOCK_TOKEN", raising=False)
+
+
 @pytest.fixture
 def db_path(tmp_path):
     path = tmp_path / "bookedbiz.db"
