@@ -63,18 +63,17 @@ class Host:
             "releases_keep": 2,
             "cli": str(CLI),
             "app_env": self.env,
-            "lock_wait": 1,
             "max_lock_seconds": 60,
         }
         settings.update(changes)
         self.settings.write_text(json.dumps(settings))
 
     def admin(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("CTV_BOOKEDBIZ_DB_LOCK_")}
         return subprocess.run(
             [sys.executable, str(TOOL), "--config", str(self.settings), *args],
             capture_output=True, text=True, check=False,
-            env={**os.environ, **(env or {})} if env else {k: v for k, v in os.environ.items()
-                                                          if k != "CTV_BOOKEDBIZ_DB_LOCK_TOKEN"},
+            env={**base, "CTV_BOOKEDBIZ_DB_LOCK_WAIT": "1", **(env or {})},
         )
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
@@ -212,26 +211,45 @@ def test_restore_refuses_a_corrupt_or_foreign_backup_before_touching_anything(ho
     assert host.db.read_bytes() == before
 
 
-def test_restore_of_an_older_schema_migrates_it(host):
+# Undoes the app's newest migration (3: per-month totals and the data
+# version): what a backup taken before it looks like.
+BEFORE_MIGRATION_3 = (
+    "DROP TABLE data_version; DROP INDEX spot_totals_month; DROP TABLE spot_totals; PRAGMA user_version = 2;"
+)
+
+
+def test_restore_of_a_backup_from_before_a_migration_migrates_it(host):
+    old = host.backups / "production-20200101T000000.000000000Z-manual.db"
+    conn = sqlite3.connect(host.db)
+    latest = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.execute(f"VACUUM INTO '{old}'")
+    conn.close()
+    conn = sqlite3.connect(old)
+    conn.executescript(BEFORE_MIGRATION_3)
+    conn.close()
+    run = host.admin("restore", old.name)
+    assert run.returncode == 0, run.stderr
+    assert "schema upgraded" in run.stdout
+    conn = sqlite3.connect(host.db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest == 3
+    assert conn.execute("SELECT total(spots) FROM spot_totals").fetchone()[0] == host.totals()[0]
+
+
+def test_a_restore_whose_migration_fails_puts_the_live_database_back(host):
+    before = host.totals()
     old = host.backups / "production-20200101T000000.000000000Z-manual.db"
     conn = sqlite3.connect(host.db)
     conn.execute(f"VACUUM INTO '{old}'")
     conn.close()
     conn = sqlite3.connect(old)
-    latest = conn.execute("PRAGMA user_version").fetchone()[0]
-    # The newest migration undone in the copy: a backup from before it.
-    conn.execute(f"PRAGMA user_version = {latest - 1}")
+    conn.execute("PRAGMA user_version = 2")  # migration 3 then meets its own tables
     conn.commit()
     conn.close()
     run = host.admin("restore", old.name)
-    if run.returncode:
-        # A migration that cannot re-run on its own result: the backup is
-        # refused by the migration and the live database put back.
-        assert "the database in place before was put back" in run.stderr
-        return
-    assert "schema upgraded" in run.stdout
-    conn = sqlite3.connect(host.db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
+    assert run.returncode != 0
+    assert "'db upgrade' failed" in run.stderr and "the database in place before was put back" in run.stderr
+    assert host.totals() == before
+    assert not list(host.data.glob(".*"))
 
 
 # --- the lock -------------------------------------------------------------------------

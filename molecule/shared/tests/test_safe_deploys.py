@@ -8,6 +8,7 @@ re-runs meanwhile; the two run side by side.) Runs after the end-state and
 legacy checks and leaves the instance converged on the repository's app.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from conftest import (
     deployed_files,
     failure_output,
     playbook,
+    quote,
     run_as,
     shipped_files,
 )
@@ -40,7 +42,7 @@ pytestmark = pytest.mark.skipif(
 
 DB = f"{DATA_DIR}/production.db"
 BACKUPS = "/var/backups/ctv-bookedbiz-db"
-RELEASE = "/usr/local/sbin/ctv-bookedbiz-db-release"
+ADMIN = "/usr/local/sbin/ctv-bookedbiz-db-admin --config /etc/ctv-bookedbiz-db/admin.json"
 CLI = f"set -a; . /etc/ctv-bookedbiz-db/ctv-bookedbiz-db.env; set +a; {VENV_DIR}/bin/ctv-bookedbiz"
 # What the reports add up, straight from SQLite: rows, and revenue without Trade.
 TOTALS_SQL = (
@@ -56,6 +58,10 @@ def sql(host, statement: str) -> str:
 
 def totals(host) -> str:
     return sql(host, TOTALS_SQL)
+
+
+def current_release(host) -> str:
+    return json.loads(host.check_output(f"{ADMIN} release status"))["current"]
 
 
 def health(host) -> str:
@@ -152,7 +158,7 @@ def broken_app(tmp_path, *, migration: bool):
 
 @pytest.mark.parametrize("migration", [False, True], ids=["import-error", "migration-then-crash"])
 def test_a_release_that_cannot_start_is_rolled_back(host, tmp_path, migration):
-    in_use = host.check_output(f"{RELEASE} current")
+    in_use = current_release(host)
     tree = deployed_files(host)
     db_bytes = host.check_output(f"sha256sum {DB}")
     dump = run_as(host, USER, f"sqlite3 {DB} .dump").stdout
@@ -170,7 +176,7 @@ def test_a_release_that_cannot_start_is_rolled_back(host, tmp_path, migration):
     assert "is serving: /health answers 200" in output
 
     assert health(host) == "200"
-    assert host.check_output(f"{RELEASE} current") == in_use
+    assert current_release(host) == in_use
     assert deployed_files(host) == tree
     assert sql(host, "PRAGMA user_version") == version
     assert run_as(host, USER, f"sqlite3 {DB} .dump").stdout == dump
@@ -182,20 +188,20 @@ def test_a_release_that_cannot_start_is_rolled_back(host, tmp_path, migration):
 
 
 def test_rollback_returns_to_the_release_before_a_good_deploy(host, tmp_path):
-    first = host.check_output(f"{RELEASE} current")
+    first = current_release(host)
     app = copy_app(tmp_path)
     (app / "src" / "web" / "asgi.py").write_text(
         (app / "src" / "web" / "asgi.py").read_text() + f"# second release {uuid.uuid4()}\n"
     )
     run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
     assert run.returncode == 0, failure_output(run)
-    second = host.check_output(f"{RELEASE} current")
+    second = current_release(host)
     assert second != first
     assert deployed_files(host) == shipped_files(app)
 
     run = playbook(name="rollback.yml")
     assert run.returncode == 0, failure_output(run)
-    assert host.check_output(f"{RELEASE} current") == first
+    assert current_release(host) == first
     assert deployed_files(host) == shipped_files(APP_SRC)
     # The record's checks still hold.
     assert host.file(CODE_DIR).mode == 0o2775
@@ -205,39 +211,6 @@ def test_rollback_returns_to_the_release_before_a_good_deploy(host, tmp_path):
     assert status.startswith("302 ") and status.endswith("/reports/")
     imported = run_as(host, USER, f"{LOAD_ENV} cd {CODE_DIR} && {VENV_DIR}/bin/python -B -c 'import src.web.asgi'")
     assert imported.rc == 0, imported.stderr
-
-
-def test_an_interrupted_run_is_finished_by_the_next_one(host, tmp_path):
-    app = copy_app(tmp_path)
-    (app / "src" / "web" / "asgi.py").write_text(
-        (app / "src" / "web" / "asgi.py").read_text() + f"# interrupted release {uuid.uuid4()}\n"
-    )
-    inventory = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
-    process = subprocess.Popen(
-        ["ansible-playbook", "-i", inventory, str(PROJECT_DIR / "playbooks" / "deploy.yml"),
-         "-e", f"ctv_bookedbiz_db_app_src={app}"],
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    # Kill the whole run as soon as it has started to change the code tree.
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if "Unpack the app" in line:
-            break
-    time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert any("Unpack the app" in line for line in seen), "".join(seen)[-3000:]
-
-    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
-    assert run.returncode == 0, failure_output(run)
-    assert deployed_files(host) == shipped_files(app)
-    assert health(host) == "200"
-    assert host.check_output(f"systemctl is-active {UNIT}") == "active"
 
 
 def test_a_dead_host_rebuilt_and_restored_serves_the_same_data(host, tmp_path):
@@ -265,3 +238,245 @@ def test_a_dead_host_rebuilt_and_restored_serves_the_same_data(host, tmp_path):
     assert run.returncode == 0, failure_output(run)
     assert totals(host) == expected
     assert health(host) == "200"
+
+
+# --- the bad day: faults made real ------------------------------------------------
+
+
+def sha(host, path: str) -> str:
+    return host.check_output(f"sha256sum {path}").split()[0]
+
+
+def main_pid(host) -> str:
+    return host.check_output(f"systemctl show -p MainPID --value {UNIT}")
+
+
+def output_of(run: subprocess.CompletedProcess) -> str:
+    return " ".join((run.stdout + run.stderr).split())
+
+
+def changed_app(tmp_path, label: str):
+    app = copy_app(tmp_path)
+    asgi = app / "src" / "web" / "asgi.py"
+    asgi.write_text(asgi.read_text() + f"# {label} {uuid.uuid4()}\n")
+    return app
+
+
+def start_playbook(*args: str, name: str = "deploy.yml", env: dict | None = None) -> subprocess.Popen:
+    """A real second ansible-playbook process, in its own process group."""
+    inventory = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
+    return subprocess.Popen(
+        ["ansible-playbook", "-i", inventory, str(PROJECT_DIR / "playbooks" / name), *args],
+        env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def read_until(process: subprocess.Popen, text: str) -> str:
+    """The run's output up to the first line holding TEXT."""
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError(f"the run ended before '{text}':\n" + "".join(seen)[-3000:])
+
+
+def lock_status(host) -> str:
+    return host.check_output(f"{ADMIN} lock status")
+
+
+def test_restore_works_when_the_live_database_is_random_bytes(host):
+    expected = totals(host)
+    assert playbook(name="backup.yml").returncode == 0
+    run_as(host, USER, f"head -c 65536 /dev/urandom > {DB}; head -c 8192 /dev/urandom > {DB}-wal")
+    broken = sha(host, DB), sha(host, f"{DB}-wal")
+
+    run = playbook("-e", "ctv_bookedbiz_db_restore_backup=latest", name="restore.yml", json_output=False)
+    assert run.returncode == 0, output_of(run)[-3000:]
+    assert totals(host) == expected
+    assert health(host) == "200"
+    kept = host.check_output(f"ls -1 {BACKUPS} | grep -- '-before-restore.db' | tail -n 2").split()
+    assert [name.rsplit(".db", 1)[1] for name in kept] == ["", "-wal"]
+    assert (sha(host, f"{BACKUPS}/{kept[0]}"), sha(host, f"{BACKUPS}/{kept[1]}")) == broken
+    assert f"kept as {BACKUPS}/{kept[0]}" in output_of(run)
+    assert not host.check_output(f"ls -A {DATA_DIR} | grep -- '.restoring' || true")
+
+
+def test_restore_refuses_while_a_reader_holds_the_database_and_loses_no_commit(host):
+    assert playbook(name="backup.yml").returncode == 0
+    # A commit after the backup, left in the WAL, and a reader that holds a
+    # snapshot open, so that no checkpoint can finish.
+    sql(host, "PRAGMA wal_autocheckpoint = 0; UPDATE spots SET gross_rate = gross_rate + 1 WHERE id % 7 = 0")
+    expected = totals(host)
+    host.check_output(
+        f"systemd-run --unit=ctv-test-reader --uid={USER} python3 -c "
+        + quote(f"import sqlite3, time; c = sqlite3.connect('{DB}'); c.execute('BEGIN'); "
+                "c.execute('SELECT count(*) FROM spots').fetchall(); time.sleep(300)")
+    )
+    try:
+        reader = host.check_output("systemctl show -p MainPID --value ctv-test-reader")
+        deadline = time.monotonic() + 10
+        while f"{DB}" not in host.run(f"ls -l /proc/{reader}/fd").stdout:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        run = playbook("-e", "ctv_bookedbiz_db_restore_backup=latest", name="restore.yml", json_output=False)
+        assert run.returncode != 0
+        assert f"is open in: {reader} (/usr/bin/python3" in output_of(run), output_of(run)[-3000:]
+        assert "nothing was changed" in output_of(run)
+        assert health(host) == "200"
+        assert totals(host) == expected
+    finally:
+        host.run("systemctl stop ctv-test-reader")
+    run = playbook("-e", "ctv_bookedbiz_db_restore_backup=latest", name="restore.yml")
+    assert run.returncode == 0, failure_output(run)
+    kept = host.check_output(f"ls -1 {BACKUPS} | grep -- '-before-restore.db$' | tail -n 1")
+    kept_totals = run_as(host, USER, f"sqlite3 {BACKUPS}/{kept} \"{TOTALS_SQL}\"").stdout.strip()
+    assert kept_totals == expected
+
+
+def test_a_deploy_whose_backup_fails_leaves_the_running_service_alone(host, tmp_path):
+    assert playbook(name="backup.yml").returncode == 0
+    expected = totals(host)
+    in_use, pid = current_release(host), main_pid(host)
+    # Random bytes over a page in the middle of the database: it still
+    # serves, but no backup of it passes the integrity check.
+    sql(host, "PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = int(host.check_output(f"stat -c %s {DB}")) // 4096
+    run_as(host, USER, f"head -c 4096 /dev/urandom | dd of={DB} bs=4096 seek={pages // 2} conv=notrunc status=none")
+    try:
+        run = playbook("-e", f"ctv_bookedbiz_db_app_src={changed_app(tmp_path, 'unbacked')}",
+                       name="deploy.yml", json_output=False)
+        assert run.returncode != 0
+        assert "failed before any new release was put in place" in output_of(run), output_of(run)[-3000:]
+        assert "the backup failed" in output_of(run) and "no backup was removed" in output_of(run)
+        assert f"Release {in_use} was left in place and the service was not stopped" in output_of(run)
+        assert main_pid(host) == pid
+        assert health(host) == "200"
+        assert current_release(host) == in_use
+    finally:
+        run = playbook("-e", "ctv_bookedbiz_db_restore_backup=latest", name="restore.yml")
+    assert run.returncode == 0, failure_output(run)
+    assert totals(host) == expected
+
+
+def test_backups_are_kept_per_kind_and_restore_copies_are_never_removed(host):
+    host.check_output("systemctl start ctv-bookedbiz-db-backup.service")
+    before = set(host.check_output(f"ls -1 {BACKUPS}").split())
+    nightly = {n for n in before if n.endswith("-nightly.db")}
+    restore_copies = {n for n in before if "-before-restore.db" in n}
+    assert nightly and restore_copies
+    for _ in range(6):
+        run = run_as(host, USER, f"{ADMIN} backup manual")
+        assert run.rc == 0, run.stderr
+    after = set(host.check_output(f"ls -1 {BACKUPS}").split())
+    assert len([n for n in after if n.endswith("-manual.db")]) == 5
+    assert nightly <= after and restore_copies <= after
+
+
+def test_restore_of_a_backup_from_before_a_migration_migrates_it(host):
+    expected = totals(host)
+    old = f"{BACKUPS}/production-20200101T000000.000000000Z-manual.db"
+    run_as(host, USER, f"sqlite3 {DB} \"VACUUM INTO '{old}'\" && sqlite3 {old} "
+           + quote("DROP TABLE data_version; DROP INDEX spot_totals_month; DROP TABLE spot_totals; "
+                   "PRAGMA user_version = 2;"))
+    try:
+        run = playbook("-e", f"ctv_bookedbiz_db_restore_backup={old}", name="restore.yml", json_output=False)
+        assert run.returncode == 0, output_of(run)[-3000:]
+        assert "schema upgraded" in output_of(run)
+        assert health(host) == "200"
+        assert sql(host, "PRAGMA user_version") == "3"
+        assert totals(host) == expected
+    finally:
+        host.run(f"rm -f {old}")
+
+
+def test_rollback_after_a_migrating_deploy_refuses_then_restores_on_request(host, tmp_path):
+    assert playbook(name="deploy.yml").returncode == 0
+    first = current_release(host)
+    dump = run_as(host, USER, f"sqlite3 {DB} .dump").stdout
+    app = copy_app(tmp_path)
+    db_py = app / "src" / "db.py"
+    db_py.write_text(db_py.read_text() + (
+        '\nMIGRATIONS = MIGRATIONS + ("CREATE TABLE rollback_probe (id INTEGER PRIMARY KEY);",)'
+        "\nLATEST_VERSION = len(MIGRATIONS)\n"))
+    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
+    assert run.returncode == 0, failure_output(run)
+    second = current_release(host)
+    assert sql(host, "PRAGMA user_version") == "4"
+    tree = deployed_files(host)
+
+    for _ in range(2):  # refused, and refused again: nothing moves
+        run = playbook(name="rollback.yml", json_output=False)
+        assert run.returncode != 0
+        assert "ran on schema version 3 but the database is at version 4" in output_of(run), output_of(run)[-3000:]
+        assert "nothing was changed" in output_of(run)
+        assert current_release(host) == second and deployed_files(host) == tree
+        assert health(host) == "200"
+
+    run = playbook("-e", "ctv_bookedbiz_db_rollback_restore_database=true", name="rollback.yml", json_output=False)
+    assert run.returncode == 0, output_of(run)[-3000:]
+    assert "the replaced database is kept as" in output_of(run)
+    assert current_release(host) == first
+    assert health(host) == "200"
+    assert run_as(host, USER, f"sqlite3 {DB} .dump").stdout == dump
+
+
+def test_a_second_run_waits_for_the_lock_then_fails_naming_the_first(host, tmp_path):
+    # A release that takes 25 s to start keeps the first run (and its lock)
+    # busy in its health gate while the second one comes.
+    app = changed_app(tmp_path, "first run")
+    asgi = app / "src" / "web" / "asgi.py"
+    asgi.write_text("import time\ntime.sleep(25)\n" + asgi.read_text())
+    first = start_playbook("-e", f"ctv_bookedbiz_db_app_src={app}")
+    try:
+        read_until(first, "Wait for http://127.0.0.1:8000/health to answer 200")
+        assert lock_status(host).startswith("held by 'Deploy CTV BookedBiz DB' run by")
+        tree = deployed_files(host)
+        second = playbook("-e", "ctv_bookedbiz_db_lock_wait=3", name="deploy.yml", json_output=False)
+        assert second.returncode != 0
+        out = output_of(second)
+        assert "the database is locked by 'Deploy CTV BookedBiz DB' run by" in out, out[-3000:]
+        assert "changed=0" in out
+    finally:
+        rest = first.communicate()[0]
+    assert first.returncode == 0, rest[-3000:]
+    assert deployed_files(host) != tree
+    assert lock_status(host) == "free"
+
+
+def test_a_run_killed_after_the_unpack_is_finished_by_the_next_one(host, tmp_path):
+    app = changed_app(tmp_path, "killed run")
+    # A short ControlPersist, so that the killed run's SSH connection (and
+    # with it the lock) goes in seconds rather than a minute.
+    killed = start_playbook("-e", f"ctv_bookedbiz_db_app_src={app}", env={
+        "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=3s"})
+    read_until(killed, "List what is in the code tree")  # the unpack is done
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    killed_at = float(host.check_output("cut -d' ' -f1 /proc/uptime"))
+
+    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
+    assert run.returncode == 0, failure_output(run)
+    assert deployed_files(host) == shipped_files(app)
+    # The service runs the new release: it was started after the kill.
+    started = int(host.check_output(f"systemctl show -p ExecMainStartTimestampMonotonic --value {UNIT}"))
+    assert started / 1e6 > killed_at
+    assert health(host) == "200"
+    assert json.loads(host.check_output(f"{ADMIN} release status"))["pending"] == ""
+
+
+def test_the_health_gate_asks_the_address_the_service_listens_on(host):
+    address = host.check_output("hostname -I").split()[0]
+    try:
+        run = playbook("-e", f"ctv_bookedbiz_db_host={address}", name="deploy.yml", json_output=False)
+        assert run.returncode == 0, output_of(run)[-3000:]
+        assert f"http://{address}:8000/health" in output_of(run)
+        listening = host.check_output("ss -Htln 'sport = :8000'")
+        assert f"{address}:8000" in listening
+    finally:
+        run = playbook(name="deploy.yml")
+    assert run.returncode == 0, failure_output(run)
