@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -146,7 +146,7 @@ def write_results(kind: str, label: str | None, data: dict) -> Path:
     tag = label or version
     path = RESULTS / f"{date.today().isoformat()}-{kind}-{tag}.json"
     payload = {"benchmark": kind, "label": tag, "code": version,
-               "when": datetime.now(timezone.utc).isoformat(
+               "when": datetime.now(UTC).isoformat(
                    timespec="seconds"),
                "machine": machine(), **data}
     path.write_text(json.dumps(payload, indent=2) + "\n")

@@ -91,7 +91,7 @@ def main() -> None:
                       f"{spots} spots, sha256 {digest[:16]})")
                 continue
             failed = True
-            diffs = [i for i, (a, b) in enumerate(zip(before, after))
+            diffs = [i for i, (a, b) in enumerate(zip(before, after, strict=False))
                      if a != b]
             print(f"{path.name}: DIFFERENT: {len(before)} vs {len(after)} "
                   f"lines, {len(diffs)} differ")

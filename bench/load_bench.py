@@ -17,8 +17,9 @@ import subprocess
 import sys
 import threading
 
-import _common as c
 from reports_bench import Server
+
+import _common as c
 
 
 def wrk_path() -> str:
@@ -68,7 +69,7 @@ def one_run(env: dict, args) -> dict:
     if done.returncode != 0:
         sys.exit(f"wrk failed:\n{done.stdout}{done.stderr}")
     print(done.stdout)
-    line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))
+    line = next(text for text in done.stdout.splitlines() if text.startswith("RESULT "))
     figures = json.loads(line[len("RESULT "):])
     seconds = figures["duration_us"] / 1e6
     return {

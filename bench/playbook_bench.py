@@ -114,7 +114,8 @@ def main() -> None:
         f"no-change re-converge {medians['no_change']:.1f} s (target 15), "
         f"one-line app change {medians['app_change']:.1f} s"
     )
-    for kind, title in (("fresh", "fresh converge"), ("no_change", "no-change re-converge"), ("app_change", "app change")):
+    kinds = (("fresh", "fresh converge"), ("no_change", "no-change re-converge"), ("app_change", "app change"))
+    for kind, title in kinds:
         print(f"ten slowest tasks of the last {title}:")
         for task, seconds in samples[-1]["slowest"][kind]:
             print(f"  {seconds:6.2f} s  {task}")

@@ -52,7 +52,8 @@ def shipped_files(root: Path) -> dict[str, str]:
 def deployed_files(host) -> dict[str, str]:
     """Relative path -> sha256 of every file in the host's code tree."""
     listing = host.check_output(f"cd {CODE_DIR} && find . -type f -print0 | xargs -0 sha256sum")
-    return {path.removeprefix("./"): digest for digest, path in (line.split(maxsplit=1) for line in listing.splitlines())}
+    lines = (line.split(maxsplit=1) for line in listing.splitlines())
+    return {path.removeprefix("./"): digest for digest, path in lines}
 
 
 def run_as(host, user: str, command: str):

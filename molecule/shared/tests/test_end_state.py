@@ -7,6 +7,7 @@ Each test maps to an item of the end state in the repository's README
 import json
 
 from conftest import (
+    APP_SRC,
     CODE_DIR,
     CONFIG_DIR,
     DATA_DIR,
@@ -19,7 +20,6 @@ from conftest import (
     UNIT_FILE,
     USER,
     VENV_DIR,
-    APP_SRC,
     deployed_files,
     run_as,
     shipped_files,
@@ -122,7 +122,8 @@ def test_venv_holds_exactly_the_locked_runtime_packages(host):
         "print([m for m in ('pytest', 'deptry', 'playwright') if u.find_spec(m)])\""
     )
     assert probe.stdout.strip() == "[]"
-    assert host.check_output(f"{VENV_DIR}/bin/python -c 'import flask_login; print(flask_login.__version__)'") == "0.6.3"
+    version = f"{VENV_DIR}/bin/python -c 'import flask_login; print(flask_login.__version__)'"
+    assert host.check_output(version) == "0.6.3"
     assert host.file(f"{VENV_DIR}/bin/ctv-bookedbiz").is_file
 
 
