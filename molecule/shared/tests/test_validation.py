@@ -1,0 +1,252 @@
+"""Wrong and dangerous variables stop the run in the validation play.
+
+Each value below goes through a real `ansible-playbook playbooks/site.yml -e ...`
+against the converged instance. Every run must fail in the validation play
+(the first play, which changes nothing), with a message naming the variable;
+then the host must be byte-identical to before the sweep: every file's path,
+owner, group, mode and sha256 (and every link's target) under /etc, /usr,
+/var and /opt. Values that must keep working (the defaults, other sound
+layouts) pass the validation play.
+
+These run only in the default scenario (the same playbook, so once is enough).
+"""
+
+import json
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import yaml
+
+from conftest import PROJECT_DIR, playbook
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("MOLECULE_SCENARIO_NAME", "default") != "default",
+    reason="playbook runs are exercised in the default scenario",
+)
+
+VALIDATION_PLAY = "Check the inventory variables of every role"
+
+# (variable, value): each must stop the run before anything changes.
+REFUSED = [
+    # Issue finding 11: absolute and well-formed, yet they hand the system to the app.
+    ("ctv_bookedbiz_db_data_dir", "/etc"),  # chown -R of /etc to the runtime user
+    ("ctv_bookedbiz_db_code_dir", "/usr"),  # the tree sync removes what is not the app
+    ("ctv_bookedbiz_db_venv_dir", "/usr"),
+    ("ctv_bookedbiz_db_data_dir", "/var/lib"),
+    ("ctv_bookedbiz_db_config_dir", "/etc"),
+    ("ctv_bookedbiz_db_backup_dir", "/var"),
+    ("ctv_bookedbiz_db_user", "root"),
+    ("developers_group", "root"),
+    ("ctv_bookedbiz_db_deploy_group", "sudo"),
+    ("ctv_bookedbiz_db_group", "shadow"),
+    ("developers_users", ["root"]),
+    # A newline writes extra directives into the timer unit.
+    ("ctv_bookedbiz_db_backup_on_calendar", "*-*-* 02:30:00\nOnBootSec=1"),
+    # / itself, system directories and their parents.
+    ("ctv_bookedbiz_db_code_dir", "/"),
+    ("ctv_bookedbiz_db_cache_dir", "/var/cache"),
+    ("ctv_bookedbiz_db_releases_dir", "/opt"),
+    ("ctv_bookedbiz_db_backup_dir", "/var/backups"),
+    ("ctv_bookedbiz_db_data_dir", "/srv"),
+    ("ctv_bookedbiz_db_venv_dir", "/usr/local/bin"),
+    ("uv_install_dir", "/usr"),
+    ("legacy_flaskapp_archive_dir", "/usr/local"),
+    # Under places that are never the app's.
+    ("ctv_bookedbiz_db_data_dir", "/home/ctv-bookedbiz-db"),
+    ("ctv_bookedbiz_db_cache_dir", "/tmp/ctv-bookedbiz-db"),
+    ("ctv_bookedbiz_db_venv_dir", "/usr/share/ctv-bookedbiz-db"),
+    ("ctv_bookedbiz_db_config_dir", "/etc/systemd/ctv-bookedbiz-db"),
+    ("ctv_bookedbiz_db_config_dir", "/etc/ssh"),
+    ("ctv_bookedbiz_db_code_dir", "/proc/ctv-bookedbiz-db"),
+    ("uv_bin_link", "/usr/bin/python3"),
+    ("legacy_flaskapp_archive_dir", "/lib/systemd/system"),
+    # Inside a directory a Debian package owns on the host (found by dpkg only).
+    ("ctv_bookedbiz_db_data_dir", "/var/lib/dpkg/ctv-bookedbiz-db"),
+    ("ctv_bookedbiz_db_backup_dir", "/var/cache/apt/ctv-bookedbiz-db"),
+    # Not in normal form, or with characters that change a unit file or a command line.
+    ("ctv_bookedbiz_db_data_dir", "/var/lib/ctv-bookedbiz-db/"),
+    ("ctv_bookedbiz_db_code_dir", "/opt/apps//ctv-bookedbiz-db"),
+    ("ctv_bookedbiz_db_venv_dir", "/opt/venvs/./ctv-bookedbiz-db"),
+    ("ctv_bookedbiz_db_data_dir", "/var/lib/ctv-bookedbiz-db/../../../etc"),
+    ("ctv_bookedbiz_db_data_dir", "/var/lib/ctv bookedbiz"),
+    ("ctv_bookedbiz_db_cache_dir", "/var/cache/ctv;rm"),
+    ("ctv_bookedbiz_db_python", "/usr/bin/python3 -I"),
+    ("developers_shell", "/bin/bash\n"),
+    ("uv_ca_bundle", "/etc/ssl/certs/$(id).crt"),
+    ("ctv_bookedbiz_db_backup_on_calendar", "daily; rm"),
+    ("ctv_bookedbiz_db_backup_on_calendar", "%h"),
+    # A trailing newline: a regular expression ending in $ lets it through.
+    ("ctv_bookedbiz_db_host", "0.0.0.0\nUser=root"),
+    ("ctv_bookedbiz_db_user", "ctvbooked\n"),
+    ("developers_group", "apps-deploy\n"),
+    ("uv_version", "0.13.9\n"),
+    ("legacy_flaskapp_unit", "flaskapp.service\n"),
+    ("base_packages", ["acl\n"]),
+    # Managed directories nested in each other.
+    ("ctv_bookedbiz_db_data_dir", "/opt/apps/ctv-bookedbiz-db/data"),
+    ("ctv_bookedbiz_db_venv_dir", "/opt/apps/ctv-bookedbiz-db"),
+    ("ctv_bookedbiz_db_code_dir", "/opt/releases/ctv-bookedbiz-db/current"),
+    ("ctv_bookedbiz_db_backup_dir", "/var/lib/ctv-bookedbiz-db/backups"),
+    ("ctv_bookedbiz_db_config_dir", "/var/cache/ctv-bookedbiz-db/etc"),
+    ("uv_install_dir", "/opt/apps/ctv-bookedbiz-db/uv"),
+    # Accounts and groups of the base system and of system packages.
+    ("ctv_bookedbiz_db_user", "daemon"),
+    ("ctv_bookedbiz_db_user", "systemd-network"),
+    ("ctv_bookedbiz_db_user", "_apt"),
+    ("ctv_bookedbiz_db_user", "sshd"),
+    ("ctv_bookedbiz_db_group", "messagebus"),
+    ("ctv_bookedbiz_db_deploy_group", "staff"),
+    ("developers_group", "adm"),
+    ("developers_users", ["daseme", "www-data"]),
+    # The runtime group must keep the developers out of the data and the secret.
+    ("ctv_bookedbiz_db_group", "apps-deploy"),
+    ("developers_users", ["daseme", "ctvbooked"]),
+    # Wrong before this check existed.
+    ("ctv_bookedbiz_db_port", 70000),
+    ("ctv_bookedbiz_db_port", "http"),
+    ("ctv_bookedbiz_db_user", ""),
+    ("ctv_bookedbiz_db_data_dir", "var/lib/ctv-bookedbiz-db"),
+    ("developers_users", ["Not A User"]),
+    ("uv_version", "latest"),
+    ("legacy_flaskapp_unit", "flaskapp"),
+]
+
+# Values that must still pass the validation play.
+ACCEPTED = {
+    "defaults": {},
+    "data in /srv": {"ctv_bookedbiz_db_data_dir": "/srv/ctv-bookedbiz-db"},
+    "another sound layout": {
+        "ctv_bookedbiz_db_code_dir": "/srv/ctv/app",
+        "ctv_bookedbiz_db_venv_dir": "/srv/ctv/venv",
+        "ctv_bookedbiz_db_data_dir": "/srv/ctv/data",
+        "ctv_bookedbiz_db_config_dir": "/etc/opt/ctv",
+        "ctv_bookedbiz_db_cache_dir": "/var/cache/ctv_app",
+        "ctv_bookedbiz_db_backup_dir": "/var/backups/ctv.app",
+        "ctv_bookedbiz_db_releases_dir": "/var/opt/ctv+app@2/releases",
+        "ctv_bookedbiz_db_python": "/usr/bin/python3.11",
+        "ctv_bookedbiz_db_user": "ctv-app",
+        "ctv_bookedbiz_db_group": "ctv-app",
+        "ctv_bookedbiz_db_deploy_group": "ctv-devs",
+        "ctv_bookedbiz_db_backup_on_calendar": "Mon..Fri *-*-* 03:00:00 Europe/Berlin",
+        "developers_group": "ctv-devs",
+        "developers_users": ["alice", "bob_2"],
+        "developers_shell": "/usr/bin/bash",
+        "uv_install_dir": "/usr/local/lib/uv",
+        "uv_bin_link": "/usr/local/sbin/uv",
+        "legacy_flaskapp_archive_dir": "/usr/local/lib/systemd/system",
+    },
+    "a calendar shorthand": {"ctv_bookedbiz_db_backup_on_calendar": "daily"},
+}
+
+# What the listing leaves out: what an idle host changes by itself. Two
+# listings a minute apart on the converged instance, with no run between,
+# were identical; these are written at times of the host's own choosing:
+IDLE_CHANGES = (
+    # The journal: journald appends whenever anything logs (here a tmpfs of
+    # its own, which -xdev skips anyway; on a real host it is on /var).
+    "/var/log/journal",
+    # Timer stamps: systemd rewrites one whenever a persistent timer fires
+    # (apt-daily, dpkg-db-backup, e2scrub_all, the app's nightly backup).
+    "/var/lib/systemd/timers",
+)
+
+LISTED = "/etc /usr /var /opt"
+
+
+def listing(host) -> dict[str, str]:
+    """Path -> 'type owner group mode [link target] [sha256]' of everything under LISTED.
+
+    -xdev keeps to the root file system; NUL-separated, so that no file name
+    is escaped or split.
+    """
+    prune = " -o ".join(f"-path {path}" for path in IDLE_CHANGES)
+    find = f"find {LISTED} -xdev \\( {prune} \\) -prune -o"
+    meta = host.check_output(f"{find} -printf '%p\\0%y %u %g %m %l\\0'").split("\0")[:-1]
+    sums = host.check_output(f"{find} -type f -print0 | xargs -0 sha256sum --zero").split("\0")
+    entries = dict(zip(meta[0::2], meta[1::2], strict=True))
+    for line in filter(None, sums):
+        digest, path = line.split("  ", 1)
+        entries[path] += f" {digest}"
+    return entries
+
+
+CASE_IDS = [f"{variable}={json.dumps(value)}" for variable, value in REFUSED]
+
+
+@pytest.fixture(scope="module")
+def sweep(host) -> tuple[dict[str, str], dict[str, subprocess.CompletedProcess]]:
+    """The host's listing before the sweep, and each refused value's run.
+
+    The runs go side by side (they only read the host), one per processor:
+    each is mostly the controller's own start-up and templating.
+    """
+    before = listing(host)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        runs = pool.map(lambda case: playbook("-e", json.dumps({case[0]: case[1]})), REFUSED)
+        return before, dict(zip(CASE_IDS, runs, strict=True))
+
+
+def messages(result: dict) -> list[str]:
+    """Every message of a host result, its loop items' included."""
+    found = [str(result.get("msg", ""))]
+    for item in result.get("results", []):
+        found.extend(messages(item))
+    return found
+
+
+@pytest.mark.parametrize(("variable", "value"), REFUSED, ids=CASE_IDS)
+def test_a_dangerous_variable_stops_the_run_in_the_validation_play(sweep, variable, value):
+    _, runs = sweep
+    run = runs[f"{variable}={json.dumps(value)}"]
+    assert run.returncode != 0, f"{variable}={value!r} passed: {run.stdout[-3000:]}"
+    report = json.loads(run.stdout)
+    # Only the validation play began: no play that changes anything ran.
+    assert [play["play"]["name"] for play in report["plays"]] == [VALIDATION_PLAY]
+    (stats,) = report["stats"].values()
+    assert stats["changed"] == 0
+    assert stats["failures"] == 1
+    failed = [
+        message
+        for play in report["plays"]
+        for task in play["tasks"]
+        for result in task["hosts"].values()
+        if result.get("failed")
+        for message in messages(result)
+    ]
+    assert any(variable in message for message in failed), failed
+
+
+def test_the_sweep_left_the_host_byte_identical(host, sweep):
+    before, _ = sweep
+    after = listing(host)
+    changed = sorted(path for path in before.keys() & after.keys() if before[path] != after[path])
+    assert not changed, [(path, before[path], after[path]) for path in changed[:20]]
+    assert not sorted(after.keys() - before.keys())[:20]
+    assert not sorted(before.keys() - after.keys())[:20]
+
+
+@pytest.mark.parametrize("values", ACCEPTED.values(), ids=ACCEPTED.keys())
+def test_sound_values_pass_the_validation_play(values):
+    run = playbook("--check", "-e", json.dumps(values), name="validate.yml")
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    report = json.loads(run.stdout)
+    (stats,) = report["stats"].values()
+    assert stats["changed"] == 0
+
+
+def test_the_roles_share_one_list_of_system_directories_and_accounts():
+    """Each role checks its own variables alone, so each holds the lists it needs."""
+
+    def lists(role: str, names: tuple[str, ...]) -> dict:
+        tasks = yaml.safe_load((PROJECT_DIR / "roles" / role / "tasks" / "validate.yml").read_text())
+        (block,) = [task for task in tasks if "block" in task and "vars" in task]
+        found = {name: block["vars"].get(f"__{role}_{name}") for name in names}
+        assert all(found.values()), (role, found)
+        return found
+
+    dirs = ("system_dirs", "foreign_dirs", "data_homes")
+    assert lists("uv", dirs) == lists("legacy_flaskapp", dirs) == lists("ctv_bookedbiz_db", dirs)
+    accounts = ("package_accounts",)
+    assert lists("developers", accounts) == lists("ctv_bookedbiz_db", accounts)
