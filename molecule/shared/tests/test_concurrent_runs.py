@@ -80,7 +80,7 @@ def test_a_second_run_waits_for_the_lock_then_fails_naming_the_first(host, tmp_p
     asgi.write_text("import time\ntime.sleep(25)\n" + asgi.read_text())
     first = start_playbook("-e", f"ctv_bookedbiz_db_app_src={app}")
     try:
-        read_until(first, "Wait for http://127.0.0.1:8000/health to answer 200")
+        read_until(first, "Wait for /health to answer 200")
         assert lock_status(host).startswith("held by 'Deploy CTV BookedBiz DB' run by")
         tree = deployed_files(host)
         second = playbook("-e", "ctv_bookedbiz_db_lock_wait=3", name="deploy.yml", json_output=False)

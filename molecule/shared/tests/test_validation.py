@@ -28,7 +28,9 @@ pytestmark = pytest.mark.skipif(
 
 VALIDATION_PLAY = "Check the inventory variables of every role"
 
-# (variable, value): each must stop the run before anything changes.
+# (variable, value): each must stop the run before anything changes. The
+# issue's list in full, then one or two of each kind of danger (each run costs
+# a few seconds of the test command's ten minutes).
 REFUSED = [
     # Issue finding 11: absolute and well-formed, yet they hand the system to the app.
     ("ctv_bookedbiz_db_data_dir", "/etc"),  # chown -R of /etc to the runtime user
@@ -47,68 +49,40 @@ REFUSED = [
     # / itself, system directories and their parents.
     ("ctv_bookedbiz_db_code_dir", "/"),
     ("ctv_bookedbiz_db_cache_dir", "/var/cache"),
-    ("ctv_bookedbiz_db_releases_dir", "/opt"),
-    ("ctv_bookedbiz_db_backup_dir", "/var/backups"),
-    ("ctv_bookedbiz_db_data_dir", "/srv"),
     ("ctv_bookedbiz_db_venv_dir", "/usr/local/bin"),
     ("uv_install_dir", "/usr"),
-    ("legacy_flaskapp_archive_dir", "/usr/local"),
     # Under places that are never the app's.
     ("ctv_bookedbiz_db_data_dir", "/home/ctv-bookedbiz-db"),
-    ("ctv_bookedbiz_db_cache_dir", "/tmp/ctv-bookedbiz-db"),
-    ("ctv_bookedbiz_db_venv_dir", "/usr/share/ctv-bookedbiz-db"),
-    ("ctv_bookedbiz_db_config_dir", "/etc/systemd/ctv-bookedbiz-db"),
     ("ctv_bookedbiz_db_config_dir", "/etc/ssh"),
-    ("ctv_bookedbiz_db_code_dir", "/proc/ctv-bookedbiz-db"),
     ("uv_bin_link", "/usr/bin/python3"),
-    ("legacy_flaskapp_archive_dir", "/lib/systemd/system"),
     # Inside a directory a Debian package owns on the host (found by dpkg only).
     ("ctv_bookedbiz_db_data_dir", "/var/lib/dpkg/ctv-bookedbiz-db"),
-    ("ctv_bookedbiz_db_backup_dir", "/var/cache/apt/ctv-bookedbiz-db"),
     # Not in normal form, or with characters that change a unit file or a command line.
     ("ctv_bookedbiz_db_data_dir", "/var/lib/ctv-bookedbiz-db/"),
-    ("ctv_bookedbiz_db_code_dir", "/opt/apps//ctv-bookedbiz-db"),
-    ("ctv_bookedbiz_db_venv_dir", "/opt/venvs/./ctv-bookedbiz-db"),
     ("ctv_bookedbiz_db_data_dir", "/var/lib/ctv-bookedbiz-db/../../../etc"),
     ("ctv_bookedbiz_db_data_dir", "/var/lib/ctv bookedbiz"),
     ("ctv_bookedbiz_db_cache_dir", "/var/cache/ctv;rm"),
     ("ctv_bookedbiz_db_python", "/usr/bin/python3 -I"),
-    ("developers_shell", "/bin/bash\n"),
     ("uv_ca_bundle", "/etc/ssl/certs/$(id).crt"),
     ("ctv_bookedbiz_db_backup_on_calendar", "daily; rm"),
-    ("ctv_bookedbiz_db_backup_on_calendar", "%h"),
     # A trailing newline: a regular expression ending in $ lets it through.
     ("ctv_bookedbiz_db_host", "0.0.0.0\nUser=root"),
     ("ctv_bookedbiz_db_user", "ctvbooked\n"),
-    ("developers_group", "apps-deploy\n"),
-    ("uv_version", "0.13.9\n"),
-    ("legacy_flaskapp_unit", "flaskapp.service\n"),
-    ("base_packages", ["acl\n"]),
     # Managed directories nested in each other.
     ("ctv_bookedbiz_db_data_dir", "/opt/apps/ctv-bookedbiz-db/data"),
-    ("ctv_bookedbiz_db_venv_dir", "/opt/apps/ctv-bookedbiz-db"),
-    ("ctv_bookedbiz_db_code_dir", "/opt/releases/ctv-bookedbiz-db/current"),
     ("ctv_bookedbiz_db_backup_dir", "/var/lib/ctv-bookedbiz-db/backups"),
-    ("ctv_bookedbiz_db_config_dir", "/var/cache/ctv-bookedbiz-db/etc"),
     ("uv_install_dir", "/opt/apps/ctv-bookedbiz-db/uv"),
     # Accounts and groups of the base system and of system packages.
-    ("ctv_bookedbiz_db_user", "daemon"),
     ("ctv_bookedbiz_db_user", "systemd-network"),
-    ("ctv_bookedbiz_db_user", "_apt"),
     ("ctv_bookedbiz_db_user", "sshd"),
-    ("ctv_bookedbiz_db_group", "messagebus"),
-    ("ctv_bookedbiz_db_deploy_group", "staff"),
-    ("developers_group", "adm"),
     ("developers_users", ["daseme", "www-data"]),
     # The runtime group must keep the developers out of the data and the secret.
     ("ctv_bookedbiz_db_group", "apps-deploy"),
     ("developers_users", ["daseme", "ctvbooked"]),
     # Wrong before this check existed.
     ("ctv_bookedbiz_db_port", 70000),
-    ("ctv_bookedbiz_db_port", "http"),
     ("ctv_bookedbiz_db_user", ""),
     ("ctv_bookedbiz_db_data_dir", "var/lib/ctv-bookedbiz-db"),
-    ("developers_users", ["Not A User"]),
     ("uv_version", "latest"),
     ("legacy_flaskapp_unit", "flaskapp"),
 ]
