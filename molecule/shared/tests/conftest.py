@@ -112,3 +112,26 @@ def copy_app(tmp_path: Path) -> Path:
 
 def failure_output(run: subprocess.CompletedProcess) -> str:
     return (run.stdout[-4000:] + run.stderr[-2000:]) if run.returncode else ""
+
+
+def start_playbook(*args: str, name: str = "deploy.yml", env: dict | None = None) -> subprocess.Popen:
+    """A real second ansible-playbook process, in its own process group."""
+    inventory = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
+    return subprocess.Popen(
+        ["ansible-playbook", "-i", inventory, str(PROJECT_DIR / "playbooks" / name), *args],
+        env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def read_until(process: subprocess.Popen, text: str) -> str:
+    """The run's output up to the first line holding TEXT."""
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError(f"the run ended before '{text}':\n" + "".join(seen)[-3000:])

@@ -10,6 +10,7 @@ legacy checks and leaves the instance converged on the repository's app.
 
 import json
 import os
+import signal
 import subprocess
 import time
 import uuid
@@ -29,8 +30,10 @@ from conftest import (
     failure_output,
     playbook,
     quote,
+    read_until,
     run_as,
     shipped_files,
+    start_playbook,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -394,3 +397,24 @@ def test_rollback_after_a_migrating_deploy_refuses_then_restores_on_request(host
     assert current_release(host) == first
     assert health(host) == "200"
     assert run_as(host, USER, f"sqlite3 {DB} .dump").stdout == dump
+
+
+def test_a_run_killed_after_the_unpack_is_finished_by_the_next_one(host, tmp_path):
+    app = changed_app(tmp_path, "killed run")
+    # A short ControlPersist, so that the killed run's SSH connection (and
+    # with it the lock) goes in seconds rather than a minute.
+    killed = start_playbook("-e", f"ctv_bookedbiz_db_app_src={app}", env={
+        "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=3s"})
+    read_until(killed, "List what is in the code tree")  # the unpack is done
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    killed_at = float(host.check_output("cut -d' ' -f1 /proc/uptime"))
+
+    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
+    assert run.returncode == 0, failure_output(run)
+    assert deployed_files(host) == shipped_files(app)
+    # The service runs the new release: it was started after the kill.
+    started = int(host.check_output(f"systemctl show -p ExecMainStartTimestampMonotonic --value {UNIT}"))
+    assert started / 1e6 > killed_at
+    assert health(host) == "200"
+    assert json.loads(host.check_output(f"{ADMIN} release status"))["pending"] == ""
