@@ -198,6 +198,29 @@ def test_restore_refuses_while_a_reader_holds_the_database_and_loses_nothing(hos
     assert host.totals(kept) == expected
 
 
+def test_a_restore_onto_a_full_disk_fails_before_changing_anything(host, tmp_path):
+    assert host.admin("backup", "manual").returncode == 0
+    small = tmp_path / "small"
+    small.mkdir()
+    size = host.db.stat().st_size
+    # Room for the live database, not for a staged copy beside it.
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size * 3 // 2}", "tmpfs", str(small)],
+                      check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        live = small / "production.db"
+        live.write_bytes(host.db.read_bytes())
+        host.env["DATABASE_PATH"] = str(live)
+        host.write_settings(database=str(live))
+        run = host.admin("restore", "latest")
+        assert run.returncode != 0
+        assert "could not copy" in run.stderr and "nothing was changed" in run.stderr
+        assert live.read_bytes() == host.db.read_bytes()
+        assert sorted(p.name for p in small.iterdir()) == ["production.db", "production.db.lock"]
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
 def test_restore_refuses_a_corrupt_or_foreign_backup_before_touching_anything(host):
     before = host.db.read_bytes()
     bogus = host.backups / "production-29991231T000000.000000000Z-manual.db"
@@ -330,6 +353,25 @@ def test_a_run_lock_goes_when_the_run_that_took_it_dies(host, tmp_path):
     deadline = time.monotonic() + 5
     while host.admin("lock", "status").stdout.strip() != "free":
         assert time.monotonic() < deadline, "the lock outlived its run"
+        time.sleep(0.2)
+
+
+def test_a_run_lock_goes_at_the_latest_after_its_longest_life_or_when_its_holder_is_killed(host):
+    host.write_settings(max_lock_seconds=2)
+    assert host.admin("lock", "hold", "--holder", "a run whose connection stays").returncode == 0
+    assert host.admin("lock", "status").stdout.startswith("held by a run whose connection stays")
+    deadline = time.monotonic() + 8
+    while host.admin("lock", "status").stdout.strip() != "free":
+        assert time.monotonic() < deadline, "the lock outlived max_lock_seconds"
+        time.sleep(0.2)
+    # Breaking it by hand: the holder's pid, as `lock status` names it.
+    host.write_settings(max_lock_seconds=600)
+    held = json.loads(host.admin("lock", "hold", "--holder", "a stuck run").stdout)
+    assert f"(pid {held['pid']})" in host.admin("lock", "status").stdout
+    os.kill(held["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while host.admin("lock", "status").stdout.strip() != "free":
+        assert time.monotonic() < deadline, "killing the holder did not break the lock"
         time.sleep(0.2)
 
 
