@@ -26,6 +26,8 @@ ENV_FILE = f"{CONFIG_DIR}/ctv-bookedbiz-db.env"
 SECRET_FILE = f"{CONFIG_DIR}/secret_key"
 UNIT = "ctv-bookedbiz-db.service"
 UNIT_FILE = f"/etc/systemd/system/{UNIT}"
+# The host's admin tool (backups, restores, releases, the lock) as the role calls it.
+ADMIN = "/usr/local/sbin/ctv-bookedbiz-db-admin --config /etc/ctv-bookedbiz-db/admin.json"
 # Loads the env file the way systemd does, for commands run by hand.
 LOAD_ENV = f"set -a; . {ENV_FILE}; set +a;"
 
@@ -108,6 +110,21 @@ def copy_app(tmp_path: Path) -> Path:
     dest = tmp_path / "app"
     shutil.copytree(APP_SRC, dest, ignore=shutil.ignore_patterns(*NOT_SHIPPED))
     return dest
+
+
+def changed_app(tmp_path: Path, label: str) -> Path:
+    """A copy of the app with one changed line: a new release."""
+    import uuid
+
+    app = copy_app(tmp_path)
+    asgi = app / "src" / "web" / "asgi.py"
+    asgi.write_text(asgi.read_text() + f"# {label} {uuid.uuid4()}\n")
+    return app
+
+
+def output_of(run: subprocess.CompletedProcess) -> str:
+    """A run's whole output on one line, for looking for a sentence in it."""
+    return " ".join((run.stdout + run.stderr).split())
 
 
 def failure_output(run: subprocess.CompletedProcess) -> str:

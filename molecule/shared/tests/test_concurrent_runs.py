@@ -7,40 +7,21 @@ two run side by side). Leaves the instance converged on the repository's app.
 """
 
 import os
-import subprocess
-import uuid
 
 import pytest
 
-from conftest import copy_app, deployed_files, playbook, read_until, shipped_files, start_playbook
+from conftest import ADMIN, changed_app, deployed_files, output_of, playbook, read_until, shipped_files, start_playbook
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("MOLECULE_SCENARIO_NAME", "default") != "default",
     reason="concurrent runs and the health gate's address are exercised in the default scenario",
 )
 
-ADMIN = "/usr/local/sbin/ctv-bookedbiz-db-admin --config /etc/ctv-bookedbiz-db/admin.json"
-
 
 @pytest.fixture(scope="module", autouse=True)
 def back_on_the_repository_app():
     yield
     assert playbook(name="deploy.yml").returncode == 0
-
-
-def health(host) -> str:
-    return host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health").stdout.strip()
-
-
-def output_of(run: subprocess.CompletedProcess) -> str:
-    return " ".join((run.stdout + run.stderr).split())
-
-
-def changed_app(tmp_path, label: str):
-    app = copy_app(tmp_path)
-    asgi = app / "src" / "web" / "asgi.py"
-    asgi.write_text(asgi.read_text() + f"# {label} {uuid.uuid4()}\n")
-    return app
 
 
 def lock_status(host) -> str:

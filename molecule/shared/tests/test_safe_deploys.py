@@ -11,13 +11,13 @@ legacy checks and leaves the instance converged on the repository's app.
 import json
 import os
 import signal
-import subprocess
 import time
 import uuid
 
 import pytest
 
 from conftest import (
+    ADMIN,
     APP_SRC,
     CODE_DIR,
     DATA_DIR,
@@ -25,9 +25,11 @@ from conftest import (
     UNIT,
     USER,
     VENV_DIR,
+    changed_app,
     copy_app,
     deployed_files,
     failure_output,
+    output_of,
     playbook,
     quote,
     read_until,
@@ -43,7 +45,6 @@ pytestmark = pytest.mark.skipif(
 
 DB = f"{DATA_DIR}/production.db"
 BACKUPS = "/var/backups/ctv-bookedbiz-db"
-ADMIN = "/usr/local/sbin/ctv-bookedbiz-db-admin --config /etc/ctv-bookedbiz-db/admin.json"
 CLI = f"set -a; . /etc/ctv-bookedbiz-db/ctv-bookedbiz-db.env; set +a; {VENV_DIR}/bin/ctv-bookedbiz"
 # What the reports add up, straight from SQLite: rows, and revenue without Trade.
 TOTALS_SQL = (
@@ -250,17 +251,6 @@ def sha(host, path: str) -> str:
 
 def main_pid(host) -> str:
     return host.check_output(f"systemctl show -p MainPID --value {UNIT}")
-
-
-def output_of(run: subprocess.CompletedProcess) -> str:
-    return " ".join((run.stdout + run.stderr).split())
-
-
-def changed_app(tmp_path, label: str):
-    app = copy_app(tmp_path)
-    asgi = app / "src" / "web" / "asgi.py"
-    asgi.write_text(asgi.read_text() + f"# {label} {uuid.uuid4()}\n")
-    return app
 
 
 def test_restore_works_when_the_live_database_is_random_bytes(host):
