@@ -141,6 +141,15 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
+def replica_status_file(env: Mapping[str, str] | None = None) -> str | None:
+    """The JSON status file named by REPLICA_STATUS_FILE, written by the
+    host's replication tool; None when replication is not configured.
+    Only /health reads it, and a missing file is not an error."""
+    env = os.environ if env is None else env
+    raw = env.get("REPLICA_STATUS_FILE", "").strip()
+    return str(Path(raw).expanduser()) if raw else None
+
+
 def web_config(env: Mapping[str, str] | None = None) -> dict:
     """Everything the web application needs, read from the environment."""
     env = os.environ if env is None else env
@@ -148,4 +157,5 @@ def web_config(env: Mapping[str, str] | None = None) -> dict:
         "DATABASE_PATH": str(database_path(env)),
         "SECRET_KEY": secret_key(env),
         "SESSION_COOKIE_SECURE": _flag(env, "SESSION_COOKIE_SECURE", False),
+        "REPLICA_STATUS_FILE": replica_status_file(env),
     }

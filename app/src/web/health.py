@@ -2,13 +2,63 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, jsonify
 
 from .. import db
 
 bp = Blueprint("health", __name__)
+
+# The replication status file (REPLICA_STATUS_FILE) is written by a host
+# tool once a minute.  It is information only: nothing in it changes the
+# HTTP status or the top-level "status".
+REPLICA_INTS = ("local_txid", "replica_txid", "behind_txids")
+REPLICA_STRINGS = ("state", "replica_time", "checked_at", "error")
+MAX_STRING = 300
+MAX_FILE_BYTES = 64 * 1024
+
+
+def _age_seconds(checked_at) -> int | None:
+    try:
+        when = datetime.fromisoformat(checked_at)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return int((datetime.now(timezone.utc) - when).total_seconds())
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def replica_status(path: str | None) -> dict:
+    """The "replica" field of /health; never raises."""
+    if not path:
+        return {"state": "off"}
+    try:
+        with open(path, "rb") as file:
+            data = json.loads(file.read(MAX_FILE_BYTES))
+    except FileNotFoundError:
+        return {"state": "unknown", "error": f"no status yet ({path})"}
+    except OSError as exc:
+        return {"state": "unknown",
+                "error": f"cannot read status file: {exc.strerror or exc}"}
+    except (ValueError, RecursionError):
+        return {"state": "unknown", "error": "status file is not valid JSON"}
+    if not isinstance(data, dict):
+        return {"state": "unknown",
+                "error": "status file is not a JSON object"}
+    replica = {}
+    for key in REPLICA_INTS:
+        value = data.get(key)
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        replica[key] = value if ok else None
+    for key in REPLICA_STRINGS:
+        value = data.get(key)
+        replica[key] = value[:MAX_STRING] if isinstance(value, str) else None
+    replica["state"] = replica["state"] or "unknown"
+    replica["age_seconds"] = _age_seconds(replica["checked_at"])
+    return replica
 
 
 @bp.get("/health")
@@ -30,4 +80,6 @@ def health():
             conn.close()
     except sqlite3.Error as exc:
         body.update(status="error", database=f"cannot read: {exc}")
+    body["replica"] = replica_status(
+        current_app.config.get("REPLICA_STATUS_FILE"))
     return jsonify(body), 200 if body["status"] == "ok" else 503
