@@ -441,3 +441,101 @@ def test_rollback_after_a_migrating_deploy_refuses_or_restores_and_can_run_twice
     assert host.admin("release", "pop", "b" * 16).stdout == ""
     assert status(host)["current"] == "a" * 16
     assert host.admin("rollback").returncode != 0  # nothing earlier than a
+
+
+# --- the off-host replica ---------------------------------------------------------
+# A real Litestream (the control machine's, same pin as the hosts') streaming
+# to a replica in a directory: the admin tool's decisions and restores
+# against it. The SFTP replica and the systemd unit are the default
+# scenario's part.
+
+LITESTREAM = ROOT / ".venv" / "bin" / "litestream"
+
+
+def with_replica(host: Host, replica: Path) -> Path:
+    """Give HOST a replica in REPLICA; returns Litestream's configuration."""
+    config = host.root / "litestream.yml"
+    config.write_text(json.dumps({"dbs": [{"path": str(host.db), "replica": {
+        "type": "file", "path": str(replica), "sync-interval": "100ms"}}]}))
+    host.write_settings(replica={
+        "litestream": str(LITESTREAM), "config": str(config), "service": None,
+        "target": f"file://{replica}", "status_file": str(host.root / "replica-status.json"),
+    })
+    return config
+
+
+def stream(host: Host, config: Path, seconds: float = 3.0) -> None:
+    """Run the replication for a while, as the unit does, then stop it."""
+    process = subprocess.Popen([str(LITESTREAM), "replicate", "-no-expand-env", "-config", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(seconds)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, process.stderr.read()
+
+
+def test_a_restore_from_the_replica_brings_back_what_was_streamed(host, tmp_path):
+    config = with_replica(host, tmp_path / "replica")
+    assert host.admin("replica", "start").returncode == 0
+    stream(host, config)
+    streamed = host.totals()
+    # The host's disk is lost: the database is random bytes now.
+    host.db.write_bytes(os.urandom(65536))
+    for side in ("-wal", "-shm"):
+        Path(f"{host.db}{side}").unlink(missing_ok=True)
+
+    run = host.admin("restore", "replica")
+    assert run.returncode == 0, run.stderr
+    assert "from the replica" in run.stdout
+    assert host.totals() == streamed
+    # The restored database is the one the replica follows from now on.
+    assert Path(f"{host.data}/.production.db-replica").read_text().strip() == f"file://{tmp_path / 'replica'}"
+    assert not Path(f"{host.data}/.production.db-litestream").exists()
+
+
+def test_replication_is_held_when_the_replica_holds_another_databases_data(host, tmp_path):
+    config = with_replica(host, tmp_path / "replica")
+    assert host.admin("replica", "start").returncode == 0
+    stream(host, config)
+    # A rebuilt host: a new, empty database, no record of ever streaming.
+    (tmp_path / "rebuilt").mkdir()
+    rebuilt = Host(tmp_path / "rebuilt")
+    assert rebuilt.cli("db", "upgrade").returncode == 0
+    with_replica(rebuilt, tmp_path / "replica")
+    run = rebuilt.admin("replica", "start")
+    assert run.returncode == 3
+    assert "replication is held" in run.stderr and "Restore from the replica first" in run.stderr
+    assert not Path(f"{rebuilt.data}/.production.db-replica").exists()
+    state = json.loads(rebuilt.admin("replica", "status").stdout)
+    assert state["replica_txid"] and state["error"] is None
+
+
+def test_a_restore_from_an_empty_or_unreadable_replica_touches_nothing(host, tmp_path):
+    before = host.db.read_bytes()
+    with_replica(host, tmp_path / "empty")
+    run = host.admin("restore", "replica")
+    assert run.returncode == 1
+    assert "no matching backup files" in run.stderr and "the live database was not touched" in run.stderr
+    assert host.db.read_bytes() == before
+    assert not [p for p in host.backups.iterdir()]
+    run = host.admin("restore", "replica", "--timestamp", "yesterday")
+    assert run.returncode == 1 and "RFC 3339" in run.stderr
+    assert host.db.read_bytes() == before
+
+
+def test_a_restore_from_the_replica_to_a_point_in_time(host, tmp_path):
+    config = with_replica(host, tmp_path / "replica")
+    assert host.admin("replica", "start").returncode == 0
+    stream(host, config, seconds=2)
+    first = host.totals()
+    time.sleep(1.5)
+    middle = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    time.sleep(1.5)
+    conn = sqlite3.connect(host.db)
+    conn.execute("DELETE FROM spots WHERE id % 2 = 0")
+    conn.commit()
+    conn.close()
+    stream(host, config, seconds=2)
+    assert host.totals() != first
+    run = host.admin("restore", "replica", "--timestamp", middle)
+    assert run.returncode == 0, run.stderr
+    assert host.totals() == first

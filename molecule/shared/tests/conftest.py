@@ -28,12 +28,23 @@ UNIT = "ctv-bookedbiz-db.service"
 UNIT_FILE = f"/etc/systemd/system/{UNIT}"
 # The host's admin tool (backups, restores, releases, the lock) as the role calls it.
 ADMIN = "/usr/local/sbin/ctv-bookedbiz-db-admin --config /etc/ctv-bookedbiz-db/admin.json"
+# The default scenario's backup host, which the app host replicates to.
+BACKUP_HOST = "ctv-bookedbiz-db-backup"
 # Loads the env file the way systemd does, for commands run by hand.
 LOAD_ENV = f"set -a; . {ENV_FILE}; set +a;"
 
 # Never part of a deployed tree even when present in a developer's checkout.
 NOT_SHIPPED = {".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache", ".mypy_cache", "instance"}
 NOT_SHIPPED_SUFFIXES = (".pyc", ".db", ".db-wal", ".db-shm")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "destroys_the_host: replaces the instance; runs after every other check")
+
+
+def pytest_collection_modifyitems(items):
+    """The checks that destroy the instance run last, in their own order."""
+    items.sort(key=lambda item: item.get_closest_marker("destroys_the_host") is not None)
 
 
 def shipped_files(root: Path) -> dict[str, str]:
@@ -70,9 +81,6 @@ def quote(text: str) -> str:
 
 
 
-SITE = PROJECT_DIR / "playbooks" / "site.yml"
-
-
 def playbook(*args: str, name: str = "site.yml", json_output: bool = True) -> subprocess.CompletedProcess:
     """Run one of the repository's playbooks against the scenario's instance."""
     env = dict(os.environ)
@@ -89,14 +97,16 @@ def playbook(*args: str, name: str = "site.yml", json_output: bool = True) -> su
 
 
 def results(run: subprocess.CompletedProcess) -> tuple[dict, list[tuple[str, dict]]]:
-    """(stats of the one host, [(task name, host result), ...] in run order)."""
+    """(stats of the one app host, [(task name, its result), ...] in run order);
+    the backup host, where there is one, is left out."""
     report = json.loads(run.stdout)
-    (stats,) = report["stats"].values()
+    (stats,) = (value for name, value in report["stats"].items() if name != BACKUP_HOST)
     tasks = []
     for play in report["plays"]:
         for task in play["tasks"]:
-            for result in task["hosts"].values():
-                tasks.append((task["task"]["name"], result))
+            for name, result in task["hosts"].items():
+                if name != BACKUP_HOST:
+                    tasks.append((task["task"]["name"], result))
     return stats, tasks
 
 
