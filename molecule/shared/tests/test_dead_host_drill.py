@@ -123,7 +123,8 @@ def test_a_dead_host_is_rebuilt_on_debian_13_from_the_replica_alone(host):
     imported = run_as(host, USER, f"{CLI} demo-data --spots 3000 --seed 12 --export /tmp/drill.csv --no-db "
                                   f"&& {CLI} import /tmp/drill.csv")
     assert imported.rc == 0, imported.stderr
-    added = run_as(host, USER, f"printf '%s\\n' {PASSWORD} | {CLI} users add drill-manager --role admin")
+    added = run_as(host, USER, f"{LOAD_ENV} printf '%s\\n' {PASSWORD} | {VENV_DIR}/bin/ctv-bookedbiz "
+                               "users add drill-manager --role admin")
     assert added.rc == 0, added.stderr
     expected = sql(host, TOTALS_SQL)
     assert log_in(host, "drill-manager", PASSWORD) == "200"
