@@ -39,12 +39,21 @@ NOT_SHIPPED_SUFFIXES = (".pyc", ".db", ".db-wal", ".db-shm")
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "leaves_the_host_changed: runs after the checks of the end state")
     config.addinivalue_line("markers", "destroys_the_host: replaces the instance; runs after every other check")
 
 
 def pytest_collection_modifyitems(items):
-    """The checks that destroy the instance run last, in their own order."""
-    items.sort(key=lambda item: item.get_closest_marker("destroys_the_host") is not None)
+    """Checks that leave the instance off the record (another app, another
+    address) run after the rest, and those that destroy it last; each group
+    in its own order. Neither then needs a run to put the host back."""
+
+    def rank(item) -> int:
+        if item.get_closest_marker("destroys_the_host"):
+            return 2
+        return 1 if item.get_closest_marker("leaves_the_host_changed") else 0
+
+    items.sort(key=rank)
 
 
 def shipped_files(root: Path) -> dict[str, str]:
