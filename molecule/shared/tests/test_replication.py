@@ -118,6 +118,9 @@ def test_a_commit_reaches_the_replica_and_health_says_so(host):
     assert health["status"] == "ok"
     assert health["replica"]["state"] == "replicating"
     assert health["replica"]["replica_txid"] >= local
+    # Litestream and the app's own checkpoints get on: no warning, no error.
+    journal = host.check_output(f"journalctl --no-pager -o cat -u {REPLICATE}")
+    assert "level=WARN" not in journal and "level=ERROR" not in journal, journal[-2000:]
 
 
 @only_default
