@@ -217,3 +217,37 @@ def test_restore_from_an_empty_replica_fails_before_touching_the_database(host):
     started = host.run(f"{ADMIN} replica start")
     assert started.rc == 0, started.stderr
     assert host.service(REPLICATE).is_running
+
+
+def spots(host, db: str = DB) -> str:
+    # The live database as its user (root would leave root-owned side files).
+    user = f"sudo -u {USER} " if db == DB else ""
+    return host.check_output(f"{user}sqlite3 {db} 'SELECT count(*), total(gross_rate) FROM spots'")
+
+
+def caught_up(host) -> dict:
+    time.sleep(2)  # Litestream ships once a second; let it see the last commit.
+    return wait_for(lambda: (s := replica_state(host))["local_txid"] and s["replica_txid"]
+                    and s["replica_txid"] >= s["local_txid"] and s, 60, "the replica to catch up")
+
+
+@only_default
+def test_a_restore_while_replicating_pauses_it_and_the_replica_follows_the_restored_database(host):
+    assert playbook(name="backup.yml").returncode == 0
+    backed_up = spots(host)
+    host.check_output(f"sudo -u {USER} sqlite3 {DB} 'DELETE FROM spots WHERE id % 4 = 0'")
+    assert spots(host) != backed_up
+    caught_up(host)
+    replicating = host.check_output(f"systemctl show -p MainPID --value {REPLICATE}")
+
+    run = playbook("-e", "ctv_bookedbiz_db_restore_backup=latest", name="restore.yml", json_output=False)
+    assert run.returncode == 0, output_of(run)[-3000:]
+    assert spots(host) == backed_up
+    # Litestream let go of the file for the swap and streams the restored one.
+    assert host.service(REPLICATE).is_running
+    assert host.check_output(f"systemctl show -p MainPID --value {REPLICATE}") != replicating
+    caught_up(host)
+    fetched = host.run(f"rm -f /tmp/replica-now.db && /opt/venvs/litestream/bin/litestream restore "
+                       f"-no-expand-env -config {CONFIG} -o /tmp/replica-now.db {DB}")
+    assert fetched.rc == 0, fetched.stderr
+    assert spots(host, "/tmp/replica-now.db") == backed_up
