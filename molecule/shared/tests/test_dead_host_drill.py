@@ -24,6 +24,7 @@ from conftest import (
     ADMIN,
     BACKUP_HOST,
     DATA_DIR,
+    INSTANCE,
     LOAD_ENV,
     PROJECT_DIR,
     USER,
@@ -119,7 +120,7 @@ def ansible(playbook_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_dead_host_is_rebuilt_on_debian_13_from_the_replica_alone(host):
-    name = host.backend.name
+    name = INSTANCE
     # Known data: a week's import file, and a person who logs in.
     imported = run_as(host, USER, f"{CLI} demo-data --spots 3000 --seed 12 --export /tmp/drill.csv --no-db "
                                   f"&& {CLI} import /tmp/drill.csv")
@@ -133,6 +134,10 @@ def test_a_dead_host_is_rebuilt_on_debian_13_from_the_replica_alone(host):
     # The disk dies with the host: the container and its volumes go.
     volumes = podman("inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", name).split()
     podman("rm", "--force", "--volumes", "--time", "0", name)
+    # The checks' SSH connection went with it (see molecule.yml).
+    port = expand("${CTV_SSH_PORT:-2222}")
+    subprocess.run(["ssh", "-o", "ControlPath=/tmp/ctv-testinfra-%C", "-p", port, "-O", "exit", "root@127.0.0.1"],
+                   capture_output=True, check=False)
     for volume in volumes:
         assert subprocess.run(["podman", "volume", "exists", volume], check=False).returncode != 0
 
@@ -169,7 +174,7 @@ def test_the_recovery_point_when_the_host_dies_without_warning(host, tmp_path):
     host: how many of the commits does the replica hold? Reported, not
     asserted (it depends on timing); what is asserted is that what survived
     is whole: a sound database holding the first N commits exactly."""
-    name = host.backend.name
+    name = INSTANCE
     writer = (
         "import sqlite3, time\n"
         f"c = sqlite3.connect('{DB}', isolation_level=None)\n"
