@@ -136,8 +136,8 @@ def test_a_dead_host_is_rebuilt_on_debian_13_from_the_replica_alone(host):
     podman("rm", "--force", "--volumes", "--time", "0", name)
     # The checks' SSH connection went with it (see molecule.yml).
     port = expand("${CTV_SSH_PORT:-2222}")
-    subprocess.run(["ssh", "-o", "ControlPath=/tmp/ctv-testinfra-%C", "-p", port, "-O", "exit", "root@127.0.0.1"],
-                   capture_output=True, check=False)
+    subprocess.run(["ssh", "-F", str(PROJECT_DIR / "molecule/shared/ssh_config"), "-p", port, "-O", "exit",
+                    "root@127.0.0.1"], capture_output=True, check=False)
     for volume in volumes:
         assert subprocess.run(["podman", "volume", "exists", volume], check=False).returncode != 0
 
