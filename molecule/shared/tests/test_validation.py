@@ -114,6 +114,9 @@ IDLE_CHANGES = (
     # Litestream keeps its own record beside the database.
     "/var/cache/ctv-bookedbiz-db/replica-status.json",
     "/var/lib/ctv-bookedbiz-db/.production.db-litestream",
+    # PrivateTmp= directories of units that start on their own timers (the
+    # replica check, every minute), there while one runs.
+    "/var/tmp/systemd-private-*",
 )
 
 LISTED = "/etc /usr /var /opt"
