@@ -13,6 +13,7 @@ These run only in the default scenario (the same playbook, so once is enough).
 
 import json
 import os
+import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -128,7 +129,8 @@ def listing(host) -> dict[str, str]:
     -xdev keeps to the root file system; NUL-separated, so that no file name
     is escaped or split.
     """
-    prune = " -o ".join(f"-path {path}" for path in IDLE_CHANGES)
+    # Quoted: find, not the shell, matches the patterns.
+    prune = " -o ".join(f"-path {shlex.quote(path)}" for path in IDLE_CHANGES)
     find = f"find {LISTED} -xdev \\( {prune} \\) -prune -o"
     meta = host.check_output(f"{find} -printf '%p\\0%y %u %g %m %l\\0'").split("\0")[:-1]
     sums = host.check_output(f"{find} -type f -print0 | xargs -0 sha256sum --zero").split("\0")
