@@ -152,3 +152,14 @@ def write_results(kind: str, label: str | None, data: dict) -> Path:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"results written to {path.relative_to(ROOT)}")
     return path
+
+
+def run(cmd, env=None, check=True) -> tuple[float, subprocess.CompletedProcess]:
+    """(wall seconds, the finished process) of CMD run from the repository
+    root; stops the benchmark when it fails."""
+    started = time.monotonic()
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - started
+    if check and done.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
+    return elapsed, done

@@ -18,25 +18,16 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from _common import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = "default"
 PROFILE_LINE = re.compile(r"^(?P<task>.+?) -+ (?P<seconds>[0-9.]+)s$")
 # The profiler's time stamps end with the time since the playbook began.
 ELAPSED = re.compile(r"\([0-9]+:[0-9]{2}:[0-9.]+\)\s+(?P<h>[0-9]+):(?P<m>[0-9]{2}):(?P<s>[0-9]+[.][0-9]+)")
-
-
-def run(cmd, env=None, check=True):
-    started = time.monotonic()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.monotonic() - started
-    if check and done.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
-    return elapsed, done
 
 
 def playbook(env, *extra):

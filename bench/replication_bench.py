@@ -69,7 +69,7 @@ from pathlib import Path
 
 import yaml
 
-from _common import write_results
+from _common import run, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = "default"
@@ -177,16 +177,6 @@ import sqlite3, sys
 conn = sqlite3.connect(f'file:{sys.argv[1]}?mode=ro', uri=True)
 print(' '.join(str(conn.execute(f'SELECT count(*) FROM {table}').fetchone()[0]) for table in sys.argv[2:-1]))
 """
-
-
-def run(cmd, env=None, check=True) -> tuple[float, subprocess.CompletedProcess]:
-    """(wall seconds, the finished process); stops the benchmark when it fails."""
-    started = time.monotonic()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.monotonic() - started
-    if check and done.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
-    return elapsed, done
 
 
 def podman(*args: str) -> str:
