@@ -47,6 +47,20 @@ def test_login_ignores_offsite_next(client):
     assert response.headers["Location"] == "/reports/"
 
 
+def test_login_with_a_next_that_is_not_a_url_goes_to_the_index(client):
+    """urlsplit raised ValueError on these (a 500 after the session cookie
+    was set), werkzeug on the CR/LF of a Location header."""
+    for query in ("next=//%5B", "next=http://[::1", "next=//a%EF%BC%8Fb@c",
+                  "next=/%0D%0ALocation:%20//evil.example"):
+        client.delete_cookie("ctv_bookedbiz_session")
+        response = client.post(f"/auth/login?{query}", data={
+            "username": "viewer", "password": PASSWORD,
+            "csrf_token": csrf_token(client)})
+        assert response.status_code == 302, query
+        assert response.headers["Location"] == "/reports/", query
+        assert client.get("/reports/").status_code == 200
+
+
 def test_session_cookie_flags(client):
     response = login(client)
     [cookie] = [c for c in response.headers.getlist("Set-Cookie")

@@ -19,7 +19,8 @@ from src import db
 from src.importer import NAMES, ImportFileError, validate_rows
 from src.web import auth, create_app
 
-from .conftest import SECRET, Cli, csrf_token, dump, login, make_database
+from .conftest import (PASSWORD, SECRET, Cli, csrf_token, dump, login,
+                       make_database)
 
 # --- the hostile values, by kind ------------------------------------------------
 
@@ -354,6 +355,47 @@ def test_oversized_login_body_is_refused(client):
     response = client.post("/auth/login",
                            data={"username": "x" * (2 * 1024 * 1024)})
     assert response.status_code == 413
+
+
+# --- where a login leads (next) ----------------------------------------------------
+
+# None of these may be followed: urlsplit raises on some ("//[",
+# "http://[::1", a fullwidth slash), werkzeug refuses CR/LF in a Location
+# header, and browsers drop tabs and newlines ("/\t/evil" is "//evil") and
+# read a backslash as a slash.
+HOSTILE_NEXT = [
+    "//[", "http://[::1", "//a\uff0fb@c", "/\r\nSet-Cookie: planted=1",
+    "/\n", "/a\rb", "/\t/evil.example", "/a\tb", "/\x00", "/a\x00b", "/\x7f",
+    "/\x0b", "/\x1b[31m", "/caf\xe9", "/\u2028", "/\uff0fevil.example",
+    "/\\evil", "\\/evil", "/\\/evil", "//evil.example", "///evil.example",
+    "https://evil.example/", "javascript:alert(1)", " /reports/", "/ /x",
+    "/reports/ ", "reports/ae", "/" + "a" * 100_000, "/reports/" + "x" * 5_000,
+]
+SAFE_NEXT = ["/reports/ae", "/reports/revenue?year=2025&ae=O%27Brien",
+             "/reports/months#top", "/"]
+
+
+def test_hostile_next_after_login(app, db_path):
+    """A valid login with a hostile ``next`` goes to the reports index,
+    on POST and when already logged in (GET); a local path is followed."""
+    tried = 0
+    logged_in = app.test_client()
+    assert login(logged_in).status_code == 302
+    for value in HOSTILE_NEXT + HOSTILE_VALUES + SAFE_NEXT:
+        expected = value if value in SAFE_NEXT else "/reports/"
+        client = app.test_client()
+        response = client.post("/auth/login", query_string={"next": value},
+                               data={"username": "viewer",
+                                     "password": PASSWORD,
+                                     "csrf_token": csrf_token(client)})
+        assert response.status_code == 302, repr(value[:20])
+        assert response.headers["Location"] == expected, repr(value[:20])
+        assert client.get("/reports/").status_code == 200
+        response = logged_in.get("/auth/login", query_string={"next": value})
+        assert response.status_code == 302, repr(value[:20])
+        assert response.headers["Location"] == expected, repr(value[:20])
+        tried += 2
+    assert tried == 2 * (29 + 44 + 4) == 154
 
 
 # --- import rows (property-based) ------------------------------------------------------

@@ -17,10 +17,10 @@
 from __future__ import annotations
 
 import hmac
+import re
 import time
 from datetime import timedelta
 from functools import cache, wraps
-from urllib.parse import urlsplit
 
 from flask import (Blueprint, abort, current_app, flash, redirect,
                    render_template, request, session, url_for)
@@ -141,13 +141,18 @@ def admin_required(view):
     return wrapped
 
 
+# Where a login may lead: a path on this site, "/" and then at most 1,999
+# printable ASCII characters other than space and backslash ("!" to "[" and
+# "]" to "~"), not "//" (another host).  Browsers drop tabs and newlines
+# ("/\t/evil" is "//evil") and read a backslash as "/"; a Location header
+# cannot hold CR or LF, and a very long one can be too big for a proxy.
+LOCAL_PATH = re.compile(r"/(?!/)[!-\[\]-~]{0,1999}")
+
+
 def _safe_next(target: str | None) -> str:
-    """Only local paths are followed after login."""
-    if target:
-        parts = urlsplit(target)
-        if (not parts.scheme and not parts.netloc and target.startswith("/")
-                and not target.startswith("//") and "\\" not in target):
-            return target
+    """``target`` when it is a local path, otherwise the reports index."""
+    if target and LOCAL_PATH.fullmatch(target):
+        return target
     return url_for("reports.index")
 
 
