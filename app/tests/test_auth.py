@@ -1,3 +1,5 @@
+import io
+
 from .conftest import PASSWORD, csrf_token, login
 
 PUBLIC_ENDPOINTS = {"index", "static", "health.health", "auth.login",
@@ -59,6 +61,19 @@ def test_login_with_a_next_that_is_not_a_url_goes_to_the_index(client):
         assert response.status_code == 302, query
         assert response.headers["Location"] == "/reports/", query
         assert client.get("/reports/").status_code == 200
+
+
+def test_login_fields_sent_as_files_are_refused(client):
+    """Flask-WTF puts uploaded files into the form data; a field sent as a
+    file is an invalid form (400), not a 500."""
+    for field in ("username", "password"):
+        data = {"username": "viewer", "password": PASSWORD,
+                "csrf_token": csrf_token(client)}
+        data[field] = (io.BytesIO(data[field].encode()), "field.txt")
+        response = client.post("/auth/login", data=data)
+        assert response.status_code == 400, field
+        assert b"must be sent as text" in response.data
+        assert client.get("/reports/").status_code == 302
 
 
 def test_session_cookie_flags(client):

@@ -7,12 +7,14 @@ quoted; each test asserts how many requests or rows it tried.
 """
 
 import csv
+import io
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from flask_wtf import FlaskForm
 from hypothesis import strategies as st
 
 from src import db
@@ -396,6 +398,86 @@ def test_hostile_next_after_login(app, db_path):
         assert response.headers["Location"] == expected, repr(value[:20])
         tried += 2
     assert tried == 2 * (29 + 44 + 4) == 154
+
+
+# --- every form, with a field that is not text ---------------------------------
+
+# Every form of the application (found as the subclasses of FlaskForm):
+# where it posts, who is logged in (None: nobody) and valid text for its
+# fields besides the CSRF token.
+FORM_POSTS = {
+    "src.web.auth.LoginForm": [
+        ("/auth/login", None, {"username": "admin", "password": PASSWORD})],
+    "src.web.reports.months.ActionForm": [
+        ("/reports/months/Jan-25/close", "admin", {}),
+        ("/reports/months/Feb-25/reopen", "admin", {})],
+}
+# Forms written by hand in the templates: url, who, fields.
+OTHER_FORMS = [("/auth/logout", "admin", {"csrf_token"})]
+# JSON bodies are form data for Flask-WTF too; these values are not text.
+NOT_TEXT = [5, True, {"text": "x"}, [1]]
+
+
+def app_forms() -> dict:
+    """The application's FlaskForm classes, by module and name."""
+    found, todo = {}, [FlaskForm]
+    while todo:
+        for form in todo.pop().__subclasses__():
+            todo.append(form)
+            if form.__module__.startswith("src."):
+                found[f"{form.__module__}.{form.__qualname__}"] = form
+    return found
+
+
+def test_every_form_field_sent_as_a_file_or_not_text(app, db_path):
+    """Each field of each form in turn sent as a multipart file, and as a
+    JSON value that is not text, the others valid: always 400, nothing
+    changed, nobody logged in or out.  Then the valid text is accepted."""
+    conn = db.connect(db_path)
+    db.close_month(conn, "2025-02", "admin")
+    conn.close()
+    forms = app_forms()
+    assert set(forms) == set(FORM_POSTS), "add the new form to FORM_POSTS"
+    posts = []
+    for name, form in forms.items():
+        with app.test_request_context():
+            fields = {field.name for field in form()}
+        posts += [(url, who, fields, text) for url, who, text
+                  in FORM_POSTS[name]]
+    posts += [(url, who, fields, {}) for url, who, fields in OTHER_FORMS]
+    clients = {None: app.test_client(), "admin": app.test_client()}
+    assert login(clients["admin"], "admin").status_code == 302
+    tokens = {None: csrf_token(clients[None]),
+              "admin": csrf_token(clients["admin"], "/reports/")}
+    before = dump(db_path)
+    tried = 0
+    for url, who, fields, text in posts:
+        client, token = clients[who], tokens[who]
+        valid = {**text, "csrf_token": token}
+        assert set(valid) == fields, url
+        for field in sorted(fields):
+            as_file = (io.BytesIO(valid[field].encode()), "field.txt")
+            requests = [dict(data={**valid, field: as_file})]
+            for value in NOT_TEXT:
+                body = {**valid, field: value}
+                if field == "csrf_token":  # the token is only in the body
+                    requests.append(dict(json=body))
+                else:
+                    requests.append(dict(json=body,
+                                         headers={"X-CSRFToken": token}))
+            for request in requests:
+                response = client.post(url, **request)
+                assert response.status_code == 400, (url, field, request)
+                tried += 1
+        assert (clients[None].get("/reports/").status_code,
+                clients["admin"].get("/reports/").status_code) == (302, 200)
+    assert tried == (3 + 1 + 1 + 1) * (1 + len(NOT_TEXT)) == 30
+    assert dump(db_path) == before
+    for url, who, _, text in posts:
+        response = clients[who].post(url, data={**text,
+                                                "csrf_token": tokens[who]})
+        assert response.status_code == 302, url
+    assert dump(db_path) != before
 
 
 # --- import rows (property-based) ------------------------------------------------------

@@ -80,11 +80,32 @@ class User(UserMixin):
         return self.role == "admin"
 
 
+class _TextOnly:
+    """Refuses a value that is not text.  Flask-WTF puts uploaded files
+    (multipart) into the form data and takes a JSON body as form data, so a
+    field can get a file, a number or a list, where the validators and the
+    views expect a string.  Every text field of every form is one of the
+    classes below."""
+
+    def process_formdata(self, valuelist):
+        if valuelist and not isinstance(valuelist[0], str):
+            raise ValueError("This field must be sent as text.")
+        super().process_formdata(valuelist)
+
+
+class TextField(_TextOnly, StringField):
+    pass
+
+
+class SecretField(_TextOnly, PasswordField):
+    pass
+
+
 class LoginForm(FlaskForm):
-    username = StringField("User name",
-                           validators=[InputRequired(), Length(max=100)])
-    password = PasswordField("Password",
-                             validators=[InputRequired(), Length(max=200)])
+    username = TextField("User name",
+                         validators=[InputRequired(), Length(max=100)])
+    password = SecretField("Password",
+                           validators=[InputRequired(), Length(max=200)])
 
 
 def _load_user(user_id: str):
