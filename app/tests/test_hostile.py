@@ -8,6 +8,7 @@ quoted; each test asserts how many requests or rows it tried.
 
 import csv
 import io
+import re
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
@@ -402,15 +403,24 @@ def test_hostile_next_after_login(app, db_path):
 
 # --- every form, with a field that is not text ---------------------------------
 
+def form_on(page, action):
+    """The URL of the first form on ``page`` whose action ends in
+    ``action``, as the page shows it to the client."""
+    def find(client):
+        text = client.get(page).get_data(as_text=True)
+        return re.search(f'action="([^"]*{action})"', text).group(1)
+    return find
+
+
 # Every form of the application (found as the subclasses of FlaskForm):
-# where it posts, who is logged in (None: nobody) and valid text for its
-# fields besides the CSRF token.
+# where it posts (or how to find that), who is logged in (None: nobody) and
+# valid text for its fields besides the CSRF token.
 FORM_POSTS = {
     "src.web.auth.LoginForm": [
         ("/auth/login", None, {"username": "admin", "password": PASSWORD})],
     "src.web.reports.months.ActionForm": [
-        ("/reports/months/Jan-25/close", "admin", {}),
-        ("/reports/months/Feb-25/reopen", "admin", {})],
+        (form_on("/reports/months", "/close"), "admin", {}),
+        (form_on("/reports/months", "/reopen"), "admin", {})],
 }
 # Forms written by hand in the templates: url, who, fields.
 OTHER_FORMS = [("/auth/logout", "admin", {"csrf_token"})]
@@ -436,19 +446,19 @@ def test_every_form_field_sent_as_a_file_or_not_text(app, db_path):
     conn = db.connect(db_path)
     db.close_month(conn, "2025-02", "admin")
     conn.close()
+    clients = {None: app.test_client(), "admin": app.test_client()}
+    assert login(clients["admin"], "admin").status_code == 302
+    tokens = {None: csrf_token(clients[None]),
+              "admin": csrf_token(clients["admin"], "/reports/")}
     forms = app_forms()
     assert set(forms) == set(FORM_POSTS), "add the new form to FORM_POSTS"
     posts = []
     for name, form in forms.items():
         with app.test_request_context():
             fields = {field.name for field in form()}
-        posts += [(url, who, fields, text) for url, who, text
-                  in FORM_POSTS[name]]
+        posts += [(url(clients[who]) if callable(url) else url, who, fields,
+                   text) for url, who, text in FORM_POSTS[name]]
     posts += [(url, who, fields, {}) for url, who, fields in OTHER_FORMS]
-    clients = {None: app.test_client(), "admin": app.test_client()}
-    assert login(clients["admin"], "admin").status_code == 302
-    tokens = {None: csrf_token(clients[None]),
-              "admin": csrf_token(clients["admin"], "/reports/")}
     before = dump(db_path)
     tried = 0
     for url, who, fields, text in posts:
