@@ -275,6 +275,22 @@ def users_enable(name: str) -> None:
     click.echo(f"enabled {name}")
 
 
+@users_group.command("unlock")
+@click.argument("name")
+@_writes_database()
+def users_unlock(name: str) -> None:
+    """Clear a user's failed logins: a locked-out user can log in again
+    at once."""
+    # imported here, as flask is slow to import
+    from .web.auth import throttle_key
+
+    with _database() as conn:
+        if db.get_user(conn, username=name) is None:
+            raise click.ClickException(f"no user {name!r}")
+        cleared = db.clear_login_failures(conn, throttle_key(name))
+    click.echo(f"cleared {cleared} failed login(s) of {name}")
+
+
 # --- imports ---------------------------------------------------------------
 
 def _report_errors(exc: ImportFileError, path: Path) -> None:

@@ -416,6 +416,16 @@ def login_succeeded(conn, username: str) -> None:
                      (username,))
 
 
+def clear_login_failures(conn, username: str) -> int:
+    """Unlocks a user name (the throttle key, see web.auth): deletes the
+    failed logins counted for it, which then no longer count for their
+    address either, and returns how many there were."""
+    with transaction(conn):
+        cur = conn.execute("DELETE FROM login_attempts WHERE username = ?",
+                           (username,))
+    return cur.rowcount
+
+
 # --- data version ------------------------------------------------------------
 
 def data_version(conn) -> int:

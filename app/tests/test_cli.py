@@ -141,6 +141,41 @@ def test_users_set_password_and_disable(runner):
     assert runner("users", "disable", "nobody").exit_code == 1
 
 
+def test_users_unlock_lifts_a_lock_out(runner):
+    """Five failed logins lock the user name (whatever its case and spaces
+    as typed); ``users unlock`` clears them and the user can log in."""
+    from src.web import create_app
+
+    from .conftest import SECRET, login
+    runner("users", "add", "gil", "--role", "viewer", input="gil's password\n")
+    app = create_app({"TESTING": True, "DATABASE_PATH": str(runner.db_path),
+                      "SECRET_KEY": SECRET})
+    client = app.test_client()
+    for name in ("gil", "Gil", " GIL ", "gil", "gil"):
+        assert login(client, name, "wrong password").status_code == 401
+    assert login(client, "gil", "gil's password").status_code == 429
+    result = runner("users", "unlock", "gil")
+    assert result.exit_code == 0, result.output
+    assert result.output == "cleared 5 failed login(s) of gil\n"
+    assert login(client, "gil", "gil's password").status_code == 302
+    assert runner("users", "unlock", "gil").output == (
+        "cleared 0 failed login(s) of gil\n")
+
+
+def test_users_unlock_of_an_unknown_user(runner):
+    runner("users", "add", "hal", "--role", "viewer", input="long enough\n")
+    conn = db.connect(runner.db_path)
+    db.begin_login_attempt(conn, "nobody", "192.0.2.1", now=1e9, window=900,
+                           per_user=5, per_address=20)
+    before = dump(runner.db_path)
+    conn.close()
+    for name in ("nobody", "HAL", ""):
+        result = runner("users", "unlock", name)
+        assert result.exit_code == 1, name
+        assert result.output == f"Error: no user {name!r}\n"
+    assert dump(runner.db_path) == before
+
+
 # --- import ------------------------------------------------------------------
 
 def test_import_csv(runner, tmp_path, data_dir):

@@ -177,7 +177,8 @@ def _safe_next(target: str | None) -> str:
     return url_for("reports.index")
 
 
-def _throttle_key(username: str) -> str:
+def throttle_key(username: str) -> str:
+    """The user name as its failed logins are counted."""
     return username.strip().casefold()
 
 
@@ -190,7 +191,7 @@ def login():
     if form.validate_on_submit():
         conn = db.get_db()
         config = current_app.config
-        name_key = _throttle_key(form.username.data)
+        name_key = throttle_key(form.username.data)
         address = request.remote_addr or "unknown"
         attempt = db.begin_login_attempt(
             conn, name_key, address, now=time.time(),
