@@ -193,6 +193,7 @@ WRITES = {
     "users set-role": (["fay", "--role", "ae"], None),
     "users disable": (["fay"], None),
     "users enable": (["fay"], None),
+    "users unlock": (["fay"], None),
 }
 
 # Commands (or invocations) that only read it.
