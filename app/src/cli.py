@@ -503,7 +503,7 @@ def demo_data(spots: int, seed: int, start: str | None, months: int,
         result = db.replace_spots(
             conn, rows, kind="demo",
             source_file=f"demo-data --spots {spots} --seed {seed} "
-                        f"--start {label(start_key)} --months {months}")
+                        f"--start {start_key} --months {months}")
         db.replace_budgets(conn, budgets, source_file=f"demo-data --seed {seed}")
     elapsed = time.perf_counter() - started
     click.echo(f"batch {result.batch_id}: {result.rows_written} demo spots "

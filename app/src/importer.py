@@ -507,10 +507,10 @@ def read_budget_file(path: Path) -> list[tuple[str, str, int]]:
 def write_spot_file(path: Path, rows: Iterable[tuple]) -> int:
     """Write spot tuples (db.SPOT_COLUMNS order, cents) as an import file:
     .csv with a header row, or .xlsx in the Commercial Log layout."""
-    from .months import label
+    from .months import file_label
 
     def out(row):
-        return (row[0], row[1], label(row[2]), row[3], row[4] or "",
+        return (row[0], row[1], file_label(row[2]), row[3], row[4] or "",
                 row[5] or "", row[6], row[7] or "", row[8] or "",
                 row[9] or "", "" if row[10] is None else row[10],
                 f"{row[11] / 100:.2f}", f"{row[12] / 100:.2f}",

@@ -1,4 +1,9 @@
-"""Broadcast months: written ``Mmm-YY`` (``Jan-26``), stored ``YYYY-MM``."""
+"""Broadcast months: stored ``YYYY-MM``, shown ``Mmm YYYY`` (``Jan 2026``).
+
+The sales team's files write a month ``Mmm-YY`` (``Jan-26``); everything
+this application shows, links to or writes for people carries the full
+year, so that a month is never mistaken for one a century away.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +34,24 @@ def parse_month(text: str) -> str:
     raise MonthError(f"{value!r} is not a broadcast month like Jan-26")
 
 
+def parse_month_key(text: str) -> str:
+    """A month as this application writes it in URLs and forms: exactly
+    ``YYYY-MM``; the short ``Mmm-YY`` spelling is refused there."""
+    value = str(text)
+    if (len(value) == 7 and value[4] == "-" and value.isascii()
+            and value[:4].isdigit() and value[5:].isdigit()
+            and 1 <= int(value[5:]) <= 12):
+        return value
+    raise MonthError(f"{value!r} is not a month like 2026-01")
+
+
 def label(key: str) -> str:
-    """``'2026-01'`` -> ``'Jan-26'``."""
+    """``'2026-01'`` -> ``'Jan 2026'``."""
+    return f"{MONTH_ABBR[int(key[5:7]) - 1]} {key[:4]}"
+
+
+def file_label(key: str) -> str:
+    """``'2026-01'`` -> ``'Jan-26'``, as the team's import files write it."""
     return f"{MONTH_ABBR[int(key[5:7]) - 1]}-{key[2:4]}"
 
 

@@ -73,15 +73,15 @@ def test_repeated_report_comes_from_the_cache(viewer, app, monkeypatch):
 
 def test_import_invalidates_the_cache(viewer, cli, tmp_path, db_path):
     assert revenue_2025(viewer)[-1] == "4500"
-    assert month_row(viewer, "Jan-25")[3:6] == ["5", "1800", "1560"]
+    assert month_row(viewer, "Jan 2025")[3:6] == ["5", "1800", "1560"]
     source = write_csv(tmp_path / "jan.csv", [
         "A1:Acme Foods,2025-01-06,Jan-25,Acme Foods,A1,Alice,"
         "Internal Ad Sales,COM,M,LAX,30,100.00,85.00,,K1"])
     assert cli("import", source).exit_code == 0
     # Jan-25 is now the one 100-dollar spot: 100 + Feb 2000 + Mar 700
     assert revenue_2025(viewer)[-1] == "2800"
-    assert month_row(viewer, "Jan-25")[3:6] == ["1", "100", "85"]
-    assert month_row(viewer, "Jan-25")[8] == "jan.csv"
+    assert month_row(viewer, "Jan 2025")[3:6] == ["1", "100", "85"]
+    assert month_row(viewer, "Jan 2025")[8] == "jan.csv"
     assert_totals_match_spots(db_path)
 
 
@@ -97,20 +97,20 @@ def test_import_budget_invalidates_the_cache(viewer, cli, tmp_path):
 
 
 def test_close_and_reopen_from_the_cli_invalidate_the_cache(viewer, cli):
-    assert month_row(viewer, "Jan-25")[1] == "open"
+    assert month_row(viewer, "Jan 2025")[1] == "open"
     assert cli("close-month", "Jan-25").exit_code == 0
-    assert month_row(viewer, "Jan-25")[1] == "closed"
+    assert month_row(viewer, "Jan 2025")[1] == "closed"
     assert cli("reopen-month", "Jan-25").exit_code == 0
-    assert month_row(viewer, "Jan-25")[1] == "open"
+    assert month_row(viewer, "Jan 2025")[1] == "open"
 
 
 def test_close_and_reopen_from_the_web_invalidate_the_cache(admin):
-    assert month_row(admin, "Feb-25")[1] == "open"
+    assert month_row(admin, "Feb 2025")[1] == "open"
     token = csrf_token(admin, "/reports/months")
-    admin.post("/reports/months/Feb-25/close", data={"csrf_token": token})
-    assert month_row(admin, "Feb-25")[1] == "closed"
-    admin.post("/reports/months/Feb-25/reopen", data={"csrf_token": token})
-    assert month_row(admin, "Feb-25")[1] == "open"
+    admin.post("/reports/months/2025-02/close", data={"csrf_token": token})
+    assert month_row(admin, "Feb 2025")[1] == "closed"
+    admin.post("/reports/months/2025-02/reopen", data={"csrf_token": token})
+    assert month_row(admin, "Feb 2025")[1] == "open"
 
 
 def test_a_write_in_another_process_is_seen_by_every_report(
@@ -159,7 +159,7 @@ def test_totals_follow_imports_and_closed_months(runner, tmp_path):
     again = rows + ["Direct:Bright Dental,2025-03-03,Mar-25,Bright Dental,,"
                     "Bob,Direct Response,COM,C,NYC,60,70,65,0,K2"]
     result = runner("import", write_csv(tmp_path / "b.csv", again))
-    assert "skipped 2 rows of closed month(s) Feb-25" in result.output
+    assert "skipped 2 rows of closed month(s) Feb 2025" in result.output
     assert_totals_match_spots(runner.db_path)
     assert runner("demo-data", "--spots", 500, "--seed", 2, "--start",
                   "Jan-25", "--months", 3, "--force").exit_code == 0

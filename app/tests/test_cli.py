@@ -182,7 +182,7 @@ def test_import_csv(runner, tmp_path, data_dir):
     source = write_csv(tmp_path / "log.csv", GOOD_ROWS)
     result = runner("import", source)
     assert result.exit_code == 0, result.output
-    assert "imported 4 spots for Jan-25, Feb-25" in result.output
+    assert "imported 4 spots for Jan 2025, Feb 2025" in result.output
     assert totals(runner.db_path) == [
         ("2025-01", 2, 100000 + 150050, 85000 + 127543),
         ("2025-02", 2, 70000 - 10000, 70000 - 9500),
@@ -232,14 +232,14 @@ def test_import_replaces_only_the_months_in_the_file(runner, tmp_path):
 def test_closed_month_survives_reimport(runner, tmp_path):
     runner("import", write_csv(tmp_path / "a.csv", GOOD_ROWS))
     result = runner("close-month", "Jan-25")
-    assert result.output == "closed Jan-25\n"
-    assert runner("close-month", "Jan-25").output == "Jan-25 was already closed\n"
+    assert result.output == "closed Jan 2025\n"
+    assert runner("close-month", "Jan-25").output == "Jan 2025 was already closed\n"
     before = totals(runner.db_path)
     changed = [r.replace("1000.00", "5.00").replace(",700,700,", ",1,1,")
                for r in GOOD_ROWS]
     result = runner("import", write_csv(tmp_path / "b.csv", changed))
     assert result.exit_code == 0
-    assert "skipped 2 rows of closed month(s) Jan-25" in result.output
+    assert "skipped 2 rows of closed month(s) Jan 2025" in result.output
     after = totals(runner.db_path)
     assert after[0] == before[0]           # Jan-25 untouched
     assert after[1] != before[1]           # Feb-25 replaced
@@ -457,7 +457,7 @@ def test_batches_lists_imports(runner, tmp_path):
     assert len(lines) == 2
     newest = lines[0].split("\t")
     assert newest[:3] == ["2", "import", "completed"]
-    assert newest[4:7] == ["2", "Jan-25", "skipped Feb-25"]
+    assert newest[4:7] == ["2", "Jan 2025", "skipped Feb 2025"]
     assert newest[7].endswith("log.csv")
 
 
@@ -479,8 +479,8 @@ def test_import_check_writes_nothing(runner, tmp_path, data_dir):
                     write_csv(tmp_path / "log.csv", GOOD_ROWS))
     assert result.exit_code == 0, result.output
     assert result.output.endswith(
-        "4 valid spots; an import would replace Jan-25 and skip closed "
-        "Feb-25\n")
+        "4 valid spots; an import would replace Jan 2025 and skip closed "
+        "Feb 2025\n")
     assert dump(runner.db_path) == before
     assert list(data_dir.iterdir()) == []
     bad = runner("import", "--check", write_csv(

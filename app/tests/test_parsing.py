@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from src.demo import broadcast_month_range, generate
 from src.importer import (ImportFileError, parse_money, read_spot_file,
                           write_spot_file)
-from src.months import MonthError, add_months, label, parse_month
+from src.months import (MONTH_ABBR, MonthError, add_months, file_label, label,
+                        parse_month, parse_month_key)
 
 cents = st.integers(min_value=-10**11, max_value=10**11)
 
@@ -37,8 +38,9 @@ def test_not_money(text):
 @given(st.integers(min_value=2000 * 12, max_value=2099 * 12 + 11))
 def test_month_label_round_trip(index):
     key = f"{index // 12:04d}-{index % 12 + 1:02d}"
-    assert parse_month(label(key)) == key
-    assert parse_month(key) == key
+    assert parse_month(file_label(key)) == key
+    assert parse_month(key) == key == parse_month_key(key)
+    assert label(key) == f"{MONTH_ABBR[int(key[5:]) - 1]} {key[:4]}"
     assert add_months(add_months(key, 13), -13) == key
 
 

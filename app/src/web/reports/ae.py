@@ -51,9 +51,9 @@ def _compute(years: list[int], year: int) -> dict:
     budget: dict[str, dict[str, int]] = {}
     for row in query(BUDGET_SQL, {"first": months[0], "last": months[-1]}):
         budget.setdefault(row["ae"], {})[row["month"]] = row["amount"]
-    in_year = {ae for ae, by_month in booked.items()
-               if any(m in by_month for m in months)}
-    aes = sorted(in_year | set(budget))
+    # Every AE with bookings in either year or a budget has a row, so that
+    # the rows add up to the Total row (last year's column included).
+    aes = sorted(set(booked) | set(budget))
 
     def series(source, ae, keys):
         values = source.get(ae, {})

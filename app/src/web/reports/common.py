@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -35,14 +36,12 @@ class Table:
 
 
 def csv_response(table: Table, filename: str) -> Response:
-    """One table as CSV.  Text that a spreadsheet would run as a formula
-    (a customer called "=HYPERLINK(...)") is prefixed with an apostrophe."""
+    """One table as CSV, every cell (column titles included) defused."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([c.title for c in table.columns])
+    writer.writerow([defuse(c.title) for c in table.columns])
     for row in table.rows + ([table.total] if table.total else []):
-        writer.writerow([_defuse(csv_value(v, c.kind)) if c.kind == "text"
-                         else csv_value(v, c.kind)
+        writer.writerow([defuse(csv_value(v, c.kind))
                          for v, c in zip(row, table.columns)])
     return Response(
         out.getvalue(), mimetype="text/csv",
@@ -50,8 +49,18 @@ def csv_response(table: Table, filename: str) -> Response:
                  f'attachment; filename="{filename}-{table.key}.csv"'})
 
 
-def _defuse(text: str) -> str:
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+# What a spreadsheet may run as a formula (OWASP's list); a plain number
+# such as -50 is left a number.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def defuse(text: str) -> str:
+    """A CSV cell as text a spreadsheet shows and never runs: a leading
+    apostrophe when it starts like a formula."""
+    if text.startswith(FORMULA_START) and not PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def respond(name: str, title: str, tables: list[Table], *, filters: dict,

@@ -10,7 +10,7 @@ from flask_wtf import FlaskForm
 
 from ... import db
 from ...db import query
-from ...months import MonthError, label, parse_month
+from ...months import MonthError, label, parse_month_key
 from ..formatting import when
 from .common import Column, Table, cached, respond
 
@@ -80,7 +80,7 @@ def _table() -> Table:
 
 def _month_from_url(month: str) -> str:
     try:
-        return parse_month(month)
+        return parse_month_key(month)
     except MonthError as exc:
         abort(400, description=str(exc))
 
