@@ -1,15 +1,20 @@
 """The application served by real uvicorn, as in production."""
 
+import http.cookiejar
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from src import db
 
 from .conftest import SECRET
 
@@ -28,12 +33,15 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 @pytest.fixture
-def server(db_path):
+def server(request, db_path):
+    """uvicorn as the unit runs it; ``request.param``: more environment
+    (as the env file gives it)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("SECRET_KEY_FILE", "CREDENTIALS_DIRECTORY",
-                        "CTV_BOOKEDBIZ_ENV")}
-    env.update(DATABASE_PATH=str(db_path), SECRET_KEY=SECRET)
+                        "CTV_BOOKEDBIZ_ENV", "FORWARDED_ALLOW_IPS")}
+    env.update(DATABASE_PATH=str(db_path), SECRET_KEY=SECRET,
+               **getattr(request, "param", {}))
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "src.web.asgi:app",
          "--host", "127.0.0.1", "--port", str(port)],
@@ -79,3 +87,40 @@ def test_uvicorn_serves_the_app(server):
     assert login.value.code == 302
     assert login.value.headers["Location"].startswith("/auth/login?next=")
     login.value.close()
+
+
+def failed_login_address(base: str, db_path, forwarded_for: str) -> str:
+    """Fail one login with X-Forwarded-For set; the address the throttle
+    counted it against."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with opener.open(base + "/auth/login") as page:
+        token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"',
+                          page.read()).group(1).decode()
+    form = urllib.parse.urlencode({"username": "viewer", "password": "wrong",
+                                   "csrf_token": token}).encode()
+    attempt = urllib.request.Request(
+        base + "/auth/login", data=form,
+        headers={"X-Forwarded-For": forwarded_for})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        opener.open(attempt)
+    assert refused.value.code == 401
+    refused.value.close()
+    conn = db.connect(db_path)
+    try:
+        (address,), = conn.execute("SELECT address FROM login_attempts")
+    finally:
+        conn.close()
+    return address
+
+
+# FORWARDED_ALLOW_IPS as the role's env file writes it: empty by default
+# (no proxy is trusted: the address is the connection's), or the proxies'
+# addresses when a same-host proxy is configured.
+@pytest.mark.parametrize("server, counted", [
+    ({"FORWARDED_ALLOW_IPS": ""}, "127.0.0.1"),
+    ({"FORWARDED_ALLOW_IPS": "127.0.0.1,::1"}, "203.0.113.7"),
+], indirect=["server"])
+def test_whose_address_counts_is_the_forwarded_allow_ips_setting(
+        server, db_path, counted):
+    assert failed_login_address(server, db_path, "203.0.113.7") == counted

@@ -7,6 +7,7 @@ quicker than a podman exec or Ansible for every command.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,6 +28,7 @@ SECRET_FILE = f"{CONFIG_DIR}/secret_key"
 UNIT = "ctv-bookedbiz-db.service"
 UNIT_FILE = f"/etc/systemd/system/{UNIT}"
 # The host's admin tool (backups, restores, releases, the lock) as the role calls it.
+DB = f"{DATA_DIR}/production.db"
 ADMIN = "/usr/local/sbin/ctv-bookedbiz-db-admin --config /etc/ctv-bookedbiz-db/admin.json"
 # The scenario's app host (its container's name and inventory name).
 INSTANCE = f"ctv-bookedbiz-db-{os.environ.get('MOLECULE_SCENARIO_NAME', 'default')}"
@@ -89,6 +91,27 @@ def quote(text: str) -> str:
     import shlex
 
     return shlex.quote(text)
+
+
+def sql(host, statement: str, db: str = DB) -> str:
+    """One SQLite statement's output, run as the runtime user."""
+    return run_as(host, USER, f"sqlite3 {db} {quote(statement)}").stdout.strip()
+
+
+def log_in(host, user: str, password: str, *, jar: str = "/tmp/ctv-test-cookies", headers: tuple = ()) -> str:
+    """Log in through the web app as a person would, with a new cookie jar; the login's HTTP status.
+
+    The session stays in the jar, for curl -b afterwards.
+    """
+    page = host.check_output(f"rm -f {jar}; curl -s -c {jar} http://127.0.0.1:8000/auth/login")
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert token, page[:500]
+    extra = "".join(f" -H {quote(header)}" for header in headers)
+    return host.check_output(
+        f"curl -s -o /dev/null -w '%{{http_code}}' -b {jar} -c {jar}{extra} --data-urlencode username={quote(user)} "
+        f"--data-urlencode password={quote(password)} --data-urlencode csrf_token={token[1]} "
+        "http://127.0.0.1:8000/auth/login"
+    )
 
 
 

@@ -23,16 +23,18 @@ import yaml
 from conftest import (
     ADMIN,
     BACKUP_HOST,
-    DATA_DIR,
+    DB,
     INSTANCE,
     LOAD_ENV,
     PROJECT_DIR,
     USER,
     VENV_DIR,
+    log_in,
     output_of,
     playbook,
     quote,
     run_as,
+    sql,
 )
 
 pytestmark = [
@@ -41,7 +43,6 @@ pytestmark = [
     pytest.mark.destroys_the_host,
 ]
 
-DB = f"{DATA_DIR}/production.db"
 CHROOT = "/srv/ctv-bookedbiz-db-replica"
 REBUILT_IMAGE = "localhost/ctv-bookedbiz-db-debian13:latest"
 CLI = f"{LOAD_ENV} {VENV_DIR}/bin/ctv-bookedbiz"
@@ -59,10 +60,6 @@ def podman(*args: str) -> str:
     return result.stdout.strip()
 
 
-def sql(host, statement: str) -> str:
-    return run_as(host, USER, f"sqlite3 {DB} {quote(statement)}").stdout.strip()
-
-
 def wait_for_catch_up(host, seconds: float = 60) -> dict:
     """Poll the status command until the replica has what the host has."""
     time.sleep(2)  # Litestream ships once a second; let it see the last commit.
@@ -73,19 +70,6 @@ def wait_for_catch_up(host, seconds: float = 60) -> dict:
             return state
         assert time.monotonic() < deadline, f"the replica did not catch up in {seconds} s: {state}"
         time.sleep(1)
-
-
-def log_in(host, user: str, password: str) -> str:
-    """Log in through the web app as a person would; the status of /reports/ after."""
-    jar = "/tmp/drill-cookies"
-    page = host.check_output(f"curl -s -c {jar} http://127.0.0.1:8000/auth/login")
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert token, page[:500]
-    host.check_output(
-        f"curl -s -o /dev/null -b {jar} -c {jar} --data-urlencode username={quote(user)} "
-        f"--data-urlencode password={quote(password)} --data-urlencode csrf_token={token[1]} "
-        "http://127.0.0.1:8000/auth/login")
-    return host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' -b {jar} http://127.0.0.1:8000/reports/")
 
 
 def platform(name: str) -> dict:
@@ -161,7 +145,9 @@ def test_a_dead_host_is_rebuilt_on_debian_13_from_the_replica_alone(host):
     assert "from the replica" in output_of(run)
     assert sql(host, TOTALS_SQL) == expected
     assert sql(host, "PRAGMA integrity_check") == "ok"
-    assert log_in(host, "drill-manager", PASSWORD) == "200"
+    assert log_in(host, "drill-manager", PASSWORD) == "302"
+    reports = "curl -s -o /dev/null -w '%{http_code}' -b /tmp/ctv-test-cookies http://127.0.0.1:8000/reports/"
+    assert host.check_output(reports) == "200"
     assert host.service("ctv-bookedbiz-db.service").is_running
     # Replication goes on from the restored database.
     assert host.service("ctv-bookedbiz-db-replicate.service").is_running

@@ -21,8 +21,10 @@ from conftest import (
     USER,
     VENV_DIR,
     deployed_files,
+    log_in,
     run_as,
     shipped_files,
+    sql,
 )
 
 # 1. Users and groups
@@ -285,6 +287,18 @@ def test_reports_need_a_login(host):
     ).split()
     assert status == "302"
     assert "/auth/login" in location
+
+
+def test_a_client_cannot_choose_the_address_the_login_throttle_counts(host):
+    """No proxy is trusted by default (FORWARDED_ALLOW_IPS empty in the env file, the unit's
+    command line the record's): an X-Forwarded-For from a client on the host itself, which
+    uvicorn's own default would believe, does not move the failure to another address."""
+    assert "FORWARDED_ALLOW_IPS=" in host.file(ENV_FILE).content_string.splitlines()
+    name = "throttle-probe"
+    assert log_in(host, name, "wrong", headers=("X-Forwarded-For: 203.0.113.7",)) == "401"
+    counted = sql(host, f"SELECT DISTINCT address FROM login_attempts WHERE username = '{name}'")
+    sql(host, f"DELETE FROM login_attempts WHERE username = '{name}'")
+    assert counted == "127.0.0.1"
 
 
 def test_app_imports_cleanly_as_the_runtime_user(host):

@@ -66,6 +66,8 @@ REFUSED = [
     # The alarm's command goes into a unit file.
     ("ctv_bookedbiz_db_notify_command", "/usr/bin/logger x\nExecStartPre=/bin/sh"),
     ("ctv_bookedbiz_db_replica_type", "ftp"),
+    # Trusting every client's X-Forwarded-For lets anyone pick the address the login throttle counts.
+    ("ctv_bookedbiz_db_forwarded_allow_ips", ["*"]),
 ]
 
 # Values that must still pass the validation play.
@@ -98,6 +100,7 @@ ACCEPTED = {
         "ctv_bookedbiz_db_replica_s3_access_key_id": "0041a2b3c4d5",
         "ctv_bookedbiz_db_replica_s3_secret_access_key": "K004$secret/with+signs",
         "ctv_bookedbiz_db_notify_command": "/usr/local/bin/page-the-team --channel ops",
+        "ctv_bookedbiz_db_forwarded_allow_ips": ["127.0.0.1", "::1", "100.64.0.0/10"],
     },
 }
 
