@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ...db import query
 from ...months import label, year_months
+from ..charts import pacing_chart
 from ..formatting import pct
 from .common import (Column, Table, cached, respond, year_arg,
                      years_with_data)
@@ -130,7 +131,12 @@ def _compute(years: list[int], year: int) -> dict:
             table.total = table.rows.pop()
     return dict(tables=[summary, quarters, yoy, monthly, pacing],
                 filters={"year": year}, messages=[],
-                years=sorted(set(years) | {year}))
+                years=sorted(set(years) | {year}),
+                chart=pacing_chart(
+                    [(r[0], r[1], r[2]) for r in summary.rows],
+                    title=f"Booked against budget by AE, {year}",
+                    caption=f"Booked in {year} (bar), budget (mark) and "
+                            "pacing, per AE; gross, whole dollars."))
 
 
 def _change(now: int, before: int) -> float | None:

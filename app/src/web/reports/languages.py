@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...db import query
 from ...months import year_months
+from ..charts import share_chart
 from ..formatting import pct
 from .common import (Column, Table, cached, measure_arg, respond, year_arg,
                      years_with_data)
@@ -18,6 +19,17 @@ FROM spot_totals
 WHERE broadcast_month BETWEEN :first AND :last
   AND revenue_type <> 'Trade'
 GROUP BY language, market
+"""
+
+# The same filters, per language and broadcast month: the chart's figures.
+LANGUAGE_MONTH_SQL = """
+SELECT COALESCE(language_code, '(none)') AS language,
+       broadcast_month AS month,
+       SUM(CASE WHEN :measure = 'net' THEN net ELSE gross END) AS revenue
+FROM spot_totals
+WHERE broadcast_month BETWEEN :first AND :last
+  AND revenue_type <> 'Trade'
+GROUP BY language, month
 """
 
 
@@ -77,5 +89,13 @@ def _compute(years: list[int], year: int, measure: str) -> dict:
     tables.append(grid)
     tables[0].note = ("Whole dollars. Trade is excluded from revenue and "
                       "from the spot counts.")
+    by_month = query(LANGUAGE_MONTH_SQL, {"first": months[0],
+                                          "last": months[-1],
+                                          "measure": measure})
+    chart = share_chart(
+        months, [(r["language"], r["month"], r["revenue"]) for r in by_month],
+        title=f"Language share of {measure} revenue by month, {year}",
+        caption=f"Each bar is a broadcast month of {year}, split by "
+                f"language ({measure}, Trade excluded).")
     return dict(tables=tables, filters={"year": year, "measure": measure},
-                messages=[], years=sorted(set(years) | {year}))
+                messages=[], years=sorted(set(years) | {year}), chart=chart)

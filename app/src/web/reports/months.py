@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 from ... import db
 from ...db import query
 from ...months import MonthError, label, parse_month_key
+from ..charts import status_chart
 from ..formatting import when
 from .common import Column, Table, cached, respond
 
@@ -41,7 +42,20 @@ class ActionForm(FlaskForm):
 def view():
     return respond("months", "Month status", [cached("months", (), _table)],
                    filters={}, messages=[], template="reports/months.html",
-                   form=ActionForm(), can_change=current_user.is_admin)
+                   form=ActionForm(), can_change=current_user.is_admin,
+                   chart=_chart(cached("months", (), _table)))
+
+
+def _chart(table: Table) -> dict:
+    """The table's months as a timeline, each cell coloured by status."""
+    at = {c.key: i for i, c in enumerate(table.columns)}
+    return status_chart(
+        [(row[at["month"]], "closed" if row[at["status"]] == "closed"
+          else "open" if row[at["spots"]] else "empty")
+         for row in table.rows],
+        title="Broadcast months by status",
+        caption="Each broadcast month, oldest first: closed, open with "
+                "imported data, or open without data.")
 
 
 def _table() -> Table:
