@@ -239,10 +239,36 @@ def test_ae_report_year_filter(page, shots):
     assert money(summary["foot"][1]) == booked_last_year
 
 
-# --- the chart ---------------------------------------------------------------
+# --- the charts --------------------------------------------------------------
 
-def test_revenue_chart_is_drawn_with_a_bar_per_month(page):
+def chart(page):
+    """The page's chart: visible, named by its SVG title and description."""
+    figure = page.locator("figure.chart")
+    expect(figure).to_have_count(1)
+    svg = figure.locator("svg")
+    assert svg.is_visible()
+    box = svg.bounding_box()
+    assert box and box["width"] > 300 and box["height"] > 80, box
+    assert svg.get_attribute("role") == "img"
+    title, desc = svg.get_attribute("aria-labelledby").split()
+    assert svg.locator(f"title#{title}").text_content()
+    assert svg.locator(f"desc#{desc}").text_content()
+    assert figure.locator("figcaption").inner_text()
+    # the whole figure is on screen for the screenshot
+    figure.scroll_into_view_if_needed()
+    return svg
+
+
+def fills(locator) -> list[str]:
+    """The fill colours the style sheet gives to these SVG shapes."""
+    return locator.evaluate_all(
+        "shapes => shapes.map(s => getComputedStyle(s).fill)")
+
+
+def test_revenue_chart_is_drawn_with_a_bar_per_month(page, shots):
     page.goto("/reports/revenue")
+    chart(page)
+    shots(page, "report-revenue-chart")
     svg = page.locator("figure.chart svg")
     assert svg.is_visible()
     box = svg.bounding_box()
@@ -259,6 +285,119 @@ def test_revenue_chart_is_drawn_with_a_bar_per_month(page):
     assert max(heights) > 50
     # the tallest bar is the month with the highest total
     assert heights.index(max(heights)) == totals.index(max(totals))
+
+
+def test_ae_chart_has_a_bar_per_ae_and_a_budget_mark(page, shots):
+    page.goto("/reports/ae")
+    svg = chart(page)
+    shots(page, "report-ae-chart")
+    summary = html_tables(page)[0]
+    assert summary["head"][:4] == ["Account executive", "Booked", "Budget",
+                                   "Pacing (% of budget)"]
+    rows = svg.locator("g.ae-row")
+    assert rows.count() == len(summary["body"]) > 1
+    for i, cells in enumerate(summary["body"]):
+        row = rows.nth(i)
+        assert row.locator("rect.series-booked").count() == 1
+        has_budget = money(cells[2]) > 0
+        assert row.locator("line.mark-budget").count() == int(has_budget)
+        pacing = row.locator("text.pacing").text_content()
+        assert pacing == (cells[3] if has_budget else "no budget")
+        assert row.locator("title").text_content().startswith(
+            f"{cells[0]}: booked {cells[1]}")
+    # the longest bar is the AE who booked most
+    widths = [rows.nth(i).locator("rect").bounding_box()["width"]
+              for i in range(rows.count())]
+    booked = [money(r[1]) for r in summary["body"]]
+    assert widths.index(max(widths)) == booked.index(max(booked))
+    # booked is the same colour as the revenue report's bars
+    booked_fill = set(fills(svg.locator("rect.series-booked")))
+    assert len(booked_fill) == 1
+    assert set(fills(svg.locator("line.mark-budget"))) != booked_fill
+    page.goto("/reports/revenue")
+    assert set(fills(page.locator("figure.chart rect.bar"))) == booked_fill
+
+
+def test_language_chart_has_a_stacked_bar_per_month(page, shots):
+    page.goto("/reports/languages")
+    svg = chart(page)
+    shots(page, "report-languages-chart")
+    by_language = html_tables(page)[0]
+    languages = [r[0] for r in by_language["body"] if money(r[2]) > 0]
+    legend = svg.locator("g.legend text").all_text_contents()
+    assert len(legend) == min(len(languages), 7)
+    if len(languages) > 7:
+        assert legend[-1].startswith("Other ")
+    assert [t.split()[0] for t in legend[:6]] == languages[:6]
+    months = svg.locator("g.month")
+    assert months.count() == 12
+    grid = svg.locator("line.grid")
+    top = grid.last.bounding_box()["y"]
+    bottom = grid.first.bounding_box()["y"]
+    for i in range(12):
+        segments = months.nth(i).locator("rect.segment")
+        assert 0 < segments.count() <= len(legend)
+        boxes = [segments.nth(k).bounding_box() for k in range(
+            segments.count())]
+        # each month's segments fill the bar from 0% to 100%
+        span = (max(b["y"] + b["height"] for b in boxes)
+                - min(b["y"] for b in boxes))
+        assert span == pytest.approx(bottom - top, abs=1.5)
+    # a language has one colour in every month, and no two share one
+    swatches = svg.locator("g.legend rect.swatch")
+    colours = fills(swatches)
+    assert len(set(colours)) == len(colours)
+    for k in range(swatches.count()):
+        css = swatches.nth(k).get_attribute("class").split()[1]
+        assert set(fills(svg.locator(f"rect.segment.{css}"))) == {colours[k]}
+
+
+def test_month_chart_has_a_cell_per_month_by_status(page, shots):
+    page.goto("/reports/months")
+    svg = chart(page)
+    shots(page, "report-months-chart")
+    table = html_tables(page)[0]
+    assert table["head"][:2] == ["Month", "Status"]
+    years = svg.locator("text.year").all_text_contents()
+    assert years == sorted(years)
+    cells = svg.locator("g.cell")
+    assert cells.count() == 12 * len(years)
+    closed = [r for r in table["body"] if r[1] == "closed"]
+    with_data = [r for r in table["body"]
+                 if r[1] == "open" and money(r[3]) > 0]
+    assert svg.locator("g.cell rect.status-closed").count() == len(closed)
+    assert svg.locator("g.cell rect.status-open").count() == len(with_data)
+    assert svg.locator("g.cell rect.status-empty").count() == \
+        cells.count() - len(closed) - len(with_data)
+    # oldest first: the first cell is January of the first year
+    assert cells.first.locator("text").text_content() == "Jan"
+    assert cells.first.locator("title").text_content().startswith("Jan ")
+    # closing the oldest month turns its cell (January of the first year)
+    # closed, in the legend's colour for closed, and reopening turns it back
+    closing = page.get_by_role("button", name=re.compile(r"^Close"))
+    assert closing.count() == len(table["body"]) - len(closed)
+    with page.expect_navigation():
+        closing.last.click()
+    try:
+        svg = chart(page)
+        first = svg.locator("g.cell").first
+        assert first.locator("rect").get_attribute("class") == \
+            "status-closed"
+        assert first.locator("title").text_content().endswith(": closed")
+        assert svg.locator("g.cell rect.status-closed").count() == \
+            len(closed) + 1
+        shots(page, "report-months-chart-closed")
+        for status in ("closed", "open"):
+            swatch = fills(svg.locator(f"g.legend rect.status-{status}"))
+            cells = fills(svg.locator(f"g.cell rect.status-{status}"))
+            assert set(cells) == set(swatch), status
+        assert len(set(fills(svg.locator("g.legend rect.swatch")))) == 3
+    finally:
+        with page.expect_navigation():
+            page.get_by_role("button", name=re.compile(r"^Reopen")).last \
+                .click()
+    assert chart(page).locator("g.cell rect.status-closed").count() == \
+        len(closed)
 
 
 # --- logging out -------------------------------------------------------------
