@@ -45,6 +45,7 @@ class Host:
             "DATABASE_PATH": str(self.db),
             "DATA_PATH": str(self.data),
             "SECRET_KEY": "x" * 40,
+            "RELEASE_FILE": str(root / "release.json"),
         }
         self.settings = root / "admin.json"
         self.write_settings()
@@ -390,13 +391,22 @@ def status(host: Host) -> dict:
     return json.loads(host.admin("release", "status").stdout)
 
 
+def shown(host: Host) -> str:
+    """The release the app shows: the file the tool writes when one goes live."""
+    record = json.loads(Path(host.env["RELEASE_FILE"]).read_text())
+    assert record["live_since"].endswith("+00:00")
+    return record["release"]
+
+
 def test_a_dead_run_leaves_its_release_pending_for_the_next(host):
     deploy(host, "a" * 16, "one")
     assert host.admin("release", "keep").returncode == 0
     assert host.admin("release", "begin", "b" * 16).returncode == 0
     assert status(host) == {"current": "a" * 16, "previous": "", "pending": "b" * 16}
+    assert shown(host) == "a" * 16
     assert host.admin("release", "commit", "b" * 16).returncode == 0
     assert status(host)["pending"] == ""
+    assert shown(host) == "b" * 16
 
 
 def test_revert_puts_the_kept_release_back(host):
@@ -408,6 +418,7 @@ def test_revert_puts_the_kept_release_back(host):
     assert run.returncode == 0, run.stderr
     assert (host.code / "app.py").read_text() == "one"
     assert status(host) == {"current": "a" * 16, "previous": "", "pending": ""}
+    assert shown(host) == "a" * 16
 
 
 def test_rollback_after_a_migrating_deploy_refuses_or_restores_and_can_run_twice(host):
@@ -437,6 +448,7 @@ def test_rollback_after_a_migrating_deploy_refuses_or_restores_and_can_run_twice
         assert (host.code / "app.py").read_text() == "one"
         assert host.totals() == before
         assert status(host)["current"] == "b" * 16
+        assert shown(host) == "a" * 16  # the release running
     assert host.admin("release", "pop", "b" * 16).returncode == 0
     assert host.admin("release", "pop", "b" * 16).stdout == ""
     assert status(host)["current"] == "a" * 16

@@ -150,6 +150,15 @@ def replica_status_file(env: Mapping[str, str] | None = None) -> str | None:
     return str(Path(raw).expanduser()) if raw else None
 
 
+def release_file(env: Mapping[str, str] | None = None) -> str | None:
+    """The JSON file named by RELEASE_FILE: the release in use, written by the
+    host's admin tool when a release goes live; None when not deployed that
+    way.  A missing file is not an error."""
+    env = os.environ if env is None else env
+    raw = env.get("RELEASE_FILE", "").strip()
+    return str(Path(raw).expanduser()) if raw else None
+
+
 def web_config(env: Mapping[str, str] | None = None) -> dict:
     """Everything the web application needs, read from the environment."""
     env = os.environ if env is None else env
@@ -158,4 +167,5 @@ def web_config(env: Mapping[str, str] | None = None) -> dict:
         "SECRET_KEY": secret_key(env),
         "SESSION_COOKIE_SECURE": _flag(env, "SESSION_COOKIE_SECURE", False),
         "REPLICA_STATUS_FILE": replica_status_file(env),
+        "RELEASE_FILE": release_file(env),
     }

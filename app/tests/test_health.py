@@ -1,6 +1,8 @@
 import json
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from src import config, db
 from src.web import create_app
 
@@ -27,7 +29,8 @@ def test_health_without_imports(tmp_path):
     body = client.get("/health").get_json()
     assert body == {"status": "ok", "database": "ok",
                     "schema_version": db.LATEST_VERSION, "last_import": None,
-                    "replica": {"state": "off"}}
+                    "replica": {"state": "off"}, "version": "0.1.0",
+                    "release": None}
 
 
 def test_health_missing_database(tmp_path):
@@ -155,3 +158,49 @@ def test_replica_does_not_mask_a_broken_database(tmp_path):
     assert body["status"] == "error"
     assert body["database"].startswith("cannot read")
     assert body["replica"]["state"] == "replicating"
+
+
+def test_version_and_release_on_health_and_every_page(db_path, tmp_path):
+    """The app's version, and the release the deploy recorded, read from
+    the file the admin tool writes (RELEASE_FILE)."""
+    from importlib.metadata import version
+
+    from .conftest import login
+    release_file = tmp_path / "release.json"
+    app = create_app({"DATABASE_PATH": str(db_path), "SECRET_KEY": SECRET,
+                      "RELEASE_FILE": str(release_file)})
+    client = app.test_client()
+    body = client.get("/health").get_json()
+    assert body["version"] == version("ctv-bookedbiz-db")
+    assert body["release"] is None
+    assert "release not recorded" in client.get("/auth/login").get_data(
+        as_text=True)
+    release_file.write_text(json.dumps({
+        "release": "0123456789abcdef0123", "live_since":
+        "2026-11-29T21:00:16+00:00"}))
+    body = client.get("/health").get_json()
+    assert body["release"] == {"id": "0123456789abcdef0123",
+                               "live_since": "2026-11-29T21:00:16+00:00"}
+    assert body["status"] == "ok"
+    login(client)
+    for url in ("/auth/login", "/reports/", "/reports/months"):
+        page = client.get(url, follow_redirects=True).get_data(as_text=True)
+        footer = page.split('<footer class="site">')[1]
+        assert f"CTV BookedBiz {body['version']}" in footer, url
+        assert "release <span class=\"release\">0123456789ab</span>, live " \
+               "since 2026-11-29 21:00 UTC" in footer, url
+
+
+@pytest.mark.parametrize("content", [
+    b"", b"[1]", b"{", b'{"release": 7}', b'{"release": "<b>x</b>"}',
+    b"\xff\xfe", b'{"release": "ab", "live_since": ["x"]}'])
+def test_a_bad_release_file_is_never_an_error(db_path, tmp_path, content):
+    release_file = tmp_path / "release.json"
+    release_file.write_bytes(content)
+    client = create_app({"DATABASE_PATH": str(db_path), "SECRET_KEY": SECRET,
+                         "RELEASE_FILE": str(release_file)}).test_client()
+    response = client.get("/health")
+    assert response.status_code == 200
+    release = response.get_json()["release"]
+    assert release is None or release == {"id": "ab", "live_since": None}
+    assert client.get("/auth/login").status_code == 200

@@ -48,6 +48,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     for name in ("DATABASE_PATH", "SECRET_KEY"):
         if not app.config.get(name):
             raise config.ConfigError(f"{name} is not set")
+    app.config["APP_VERSION"] = health.app_version()
 
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
@@ -60,6 +61,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(reports.bp)
+
+    @app.context_processor
+    def deployed():
+        """The footer's version and release, on every page."""
+        return {"app_version": app.config["APP_VERSION"],
+                "release": health.deployed_release(
+                    app.config.get("RELEASE_FILE"))}
 
     @app.get("/")
     def index():

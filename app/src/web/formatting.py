@@ -72,3 +72,4 @@ def csv_value(value, kind: str) -> str:
 def init_app(app) -> None:
     app.jinja_env.filters["show"] = show
     app.jinja_env.filters["month_label"] = label
+    app.jinja_env.filters["when"] = when

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
 
 from flask import Blueprint, current_app, jsonify
 
@@ -19,6 +20,39 @@ REPLICA_INTS = ("local_txid", "replica_txid", "behind_txids")
 REPLICA_STRINGS = ("state", "replica_time", "checked_at", "error")
 MAX_STRING = 300
 MAX_FILE_BYTES = 64 * 1024
+
+
+def app_version() -> str:
+    """This app's version, from its installed package's metadata."""
+    try:
+        return version("ctv-bookedbiz-db")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _read_json(path: str):
+    """A small JSON file written by a host tool; raises OSError or
+    ValueError."""
+    with open(path, "rb") as file:
+        return json.loads(file.read(MAX_FILE_BYTES))
+
+
+def deployed_release(path: str | None) -> dict | None:
+    """The release in use as the deploy recorded it (RELEASE_FILE):
+    {"id", "live_since"}, or None when unknown; never raises."""
+    if not path:
+        return None
+    try:
+        data = _read_json(path)
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    release, since = data.get("release"), data.get("live_since")
+    if not isinstance(release, str) or not release.isalnum():
+        return None
+    return {"id": release[:64],
+            "live_since": since[:40] if isinstance(since, str) else None}
 
 
 def _age_seconds(checked_at) -> int | None:
@@ -36,8 +70,7 @@ def replica_status(path: str | None) -> dict:
     if not path:
         return {"state": "off"}
     try:
-        with open(path, "rb") as file:
-            data = json.loads(file.read(MAX_FILE_BYTES))
+        data = _read_json(path)
     except FileNotFoundError:
         return {"state": "unknown", "error": f"no status yet ({path})"}
     except OSError as exc:
@@ -82,4 +115,6 @@ def health():
         body.update(status="error", database=f"cannot read: {exc}")
     body["replica"] = replica_status(
         current_app.config.get("REPLICA_STATUS_FILE"))
+    body["version"] = current_app.config["APP_VERSION"]
+    body["release"] = deployed_release(current_app.config.get("RELEASE_FILE"))
     return jsonify(body), 200 if body["status"] == "ok" else 503

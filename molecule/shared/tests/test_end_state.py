@@ -5,8 +5,10 @@ Each test maps to an item of the end state in the repository's README
 """
 
 import json
+import tomllib
 
 from conftest import (
+    ADMIN,
     APP_SRC,
     CODE_DIR,
     CONFIG_DIR,
@@ -279,6 +281,12 @@ def test_health_answers_with_the_database_state(host):
     assert health["status"] == "ok"
     assert health["database"] == "ok"
     assert isinstance(health["schema_version"], int) and health["schema_version"] > 0
+    # The version of the app deployed, and the release the deploy recorded.
+    assert health["version"] == tomllib.loads((APP_SRC / "pyproject.toml").read_text())["project"]["version"]
+    current = json.loads(host.check_output(f"{ADMIN} release status"))["current"]
+    assert health["release"]["id"] == current
+    footer = host.check_output("curl -s http://127.0.0.1:8000/auth/login").split('<footer class="site">')[1]
+    assert f"CTV BookedBiz {health['version']}" in footer and current[:12] in footer
 
 
 def test_reports_need_a_login(host):
