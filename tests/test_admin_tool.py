@@ -409,6 +409,19 @@ def test_a_dead_run_leaves_its_release_pending_for_the_next(host):
     assert shown(host) == "b" * 16
 
 
+def test_the_live_release_file_never_follows_a_link_the_app_planted(host, tmp_path):
+    """The file's directory is the app's to write: links planted where the tool
+    writes must not make root write through them."""
+    victim = tmp_path / "victim"
+    victim.write_text("root's own file\n")
+    shown_file = Path(host.env["RELEASE_FILE"])
+    for name in (shown_file.name, shown_file.name + ".partial", shown_file.name + ".tmp"):
+        (shown_file.parent / name).symlink_to(victim)
+    deploy(host, "a" * 16, "one")
+    assert victim.read_text() == "root's own file\n"
+    assert not shown_file.is_symlink() and shown(host) == "a" * 16
+
+
 def test_revert_puts_the_kept_release_back(host):
     deploy(host, "a" * 16, "one")
     assert host.admin("release", "keep").returncode == 0
