@@ -32,7 +32,7 @@ def test_create_app_does_not_touch_the_database(tmp_path):
 
 
 def test_blueprints_registered_once(app):
-    assert set(app.blueprints) == {"auth", "health", "reports"}
+    assert set(app.blueprints) == {"admin", "auth", "health", "reports"}
 
 
 @pytest.fixture

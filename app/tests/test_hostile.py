@@ -207,8 +207,8 @@ def test_every_route_needs_a_session_for_every_method(app, db_path):
     expected = sum(len(r.methods) for r in rules) * len(SWEEP_ARGUMENTS) \
         * len(SWEEP_QUERIES) * 2
     assert tried == expected
-    # 8 rules, 21 methods: 21 x 3 arguments x 3 queries x 2 clients
-    assert tried == 378
+    # 10 rules, 26 methods: 26 x 3 arguments x 3 queries x 2 clients
+    assert tried == 468
     assert data_dump(db_path) == before
 
 
@@ -421,6 +421,8 @@ FORM_POSTS = {
     "src.web.reports.months.ActionForm": [
         (form_on("/reports/months", "/close"), "admin", {}),
         (form_on("/reports/months", "/reopen"), "admin", {})],
+    "src.web.admin.UnlockForm": [
+        ("/admin/users/unlock", "admin", {"username": "viewer"})],
 }
 # Forms written by hand in the templates: url, who, fields.
 OTHER_FORMS = [("/auth/logout", "admin", {"csrf_token"})]
@@ -446,6 +448,8 @@ def test_every_form_field_sent_as_a_file_or_not_text(app, db_path):
     conn = db.connect(db_path)
     db.close_month(conn, "2025-02", "admin")
     conn.close()
+    assert login(app.test_client(), "viewer", "wrong password").status_code \
+        == 401  # a failure for the unlock form to clear
     clients = {None: app.test_client(), "admin": app.test_client()}
     assert login(clients["admin"], "admin").status_code == 302
     tokens = {None: csrf_token(clients[None]),
@@ -481,7 +485,7 @@ def test_every_form_field_sent_as_a_file_or_not_text(app, db_path):
                 tried += 1
         assert (clients[None].get("/reports/").status_code,
                 clients["admin"].get("/reports/").status_code) == (302, 200)
-    assert tried == (3 + 1 + 1 + 1) * (1 + len(NOT_TEXT)) == 30
+    assert tried == (3 + 1 + 1 + 2 + 1) * (1 + len(NOT_TEXT)) == 40
     assert dump(db_path) == before
     for url, who, _, text in posts:
         response = clients[who].post(url, data={**text,

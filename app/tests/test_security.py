@@ -436,7 +436,8 @@ def test_every_changing_route_is_admin_only(app):
             assert getattr(app.view_functions[rule.endpoint], "admin_only",
                            False), rule.endpoint
     assert {r.endpoint for r in admin_rules(app)} == {
-        "reports.close_month", "reports.reopen_month"}
+        "reports.close_month", "reports.reopen_month", "admin.users",
+        "admin.unlock"}
 
 
 @pytest.mark.parametrize("role", NON_ADMIN_ROLES)
@@ -460,7 +461,7 @@ def test_non_admins_get_403_from_every_admin_route(app, client, db_path,
                 assert response.status_code == 403, (role, method, url)
                 assert b"Only an administrator" in response.data
                 checked += 1
-    assert checked == 4
+    assert checked == 8  # 2 month routes and 2 user routes, twice
     assert dump(db_path) == before
     page = client.get("/reports/months").get_data(as_text=True)
     assert "Close or reopen" not in page and "/close" not in page

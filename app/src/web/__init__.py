@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from .. import config, db
-from . import auth, formatting, health, reports
+from . import admin, auth, formatting, health, reports
 
 # The pages use one stylesheet from /static, inline SVG and forms posting
 # to this site: no scripts, no inline styles, nothing from elsewhere.
@@ -61,6 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(admin.bp)
 
     @app.context_processor
     def deployed():

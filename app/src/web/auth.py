@@ -182,6 +182,18 @@ def throttle_key(username: str) -> str:
     return username.strip().casefold()
 
 
+def locked_until(conn, username: str, now: float) -> float | None:
+    """When the lock-out of the user name ends (a time.time() value), or
+    None when its failed logins do not lock it out.  The same count as
+    db.begin_login_attempt makes; the limit per address is not looked at."""
+    config = current_app.config
+    window = config["LOGIN_FAILURE_WINDOW_SECONDS"]
+    wait = db._retry_after(conn, "username", throttle_key(username),
+                           now - window, config["LOGIN_MAX_FAILURES_PER_USER"],
+                           window, now)
+    return now + wait if wait else None
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
