@@ -18,7 +18,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ENV_VAR = "CTV_BOOKEDBIZ_ENV"
-MIN_SECRET_LENGTH = 16
+# The one home of this number: the role's check of a supplied secret reads it
+# from here.
+MIN_SECRET_LENGTH = 32
 
 
 class ConfigError(Exception):

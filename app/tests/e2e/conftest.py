@@ -30,7 +30,7 @@ from playwright.sync_api import sync_playwright
 
 APP_DIR = Path(__file__).resolve().parents[2]
 REPO_ROOT = APP_DIR.parent
-SECRET = "e2e-secret-key-0123456789abcdef"
+SECRET = "e2e-secret-key-0123456789abcdef-32"
 USERNAME = "e2e-admin"
 # Logging out ends every session of that user, so the logout test has its
 # own user and the shared logged-in context stays logged in.

@@ -36,6 +36,8 @@ INSTANCE = f"ctv-bookedbiz-db-{os.environ.get('MOLECULE_SCENARIO_NAME', 'default
 BACKUP_HOST = "ctv-bookedbiz-db-backup"
 # Loads the env file the way systemd does, for commands run by hand.
 LOAD_ENV = f"set -a; . {ENV_FILE}; set +a;"
+# The app's command line as the service runs it (run it as USER).
+CLI = f"{LOAD_ENV} {VENV_DIR}/bin/ctv-bookedbiz"
 
 # Never part of a deployed tree even when present in a developer's checkout.
 NOT_SHIPPED = {".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache", ".mypy_cache", "instance"}

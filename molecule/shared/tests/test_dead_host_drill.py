@@ -23,6 +23,7 @@ import yaml
 from conftest import (
     ADMIN,
     BACKUP_HOST,
+    CLI,
     DB,
     INSTANCE,
     LOAD_ENV,
@@ -45,7 +46,6 @@ pytestmark = [
 
 CHROOT = "/srv/ctv-bookedbiz-db-replica"
 REBUILT_IMAGE = "localhost/ctv-bookedbiz-db-debian13:latest"
-CLI = f"{LOAD_ENV} {VENV_DIR}/bin/ctv-bookedbiz"
 # What the reports add up, straight from SQLite: rows, and revenue without Trade.
 TOTALS_SQL = (
     "SELECT count(*), sum(gross_rate), sum(station_net) FROM spots WHERE revenue_type <> 'Trade'; "

@@ -19,6 +19,7 @@ from conftest import (
     ADMIN,
     BACKUP_HOST,
     DATA_DIR,
+    DB,
     LOAD_ENV,
     PROJECT_DIR,
     USER,
@@ -38,7 +39,6 @@ KEY = "/etc/ctv-bookedbiz-db/replica_ed25519"
 CONFIG = "/etc/ctv-bookedbiz-db/litestream.yml"
 REPLICA_USER = "ctv-replica"
 CHROOT = "/srv/ctv-bookedbiz-db-replica"
-DB = f"{DATA_DIR}/production.db"
 
 
 def backup(command: str, check: bool = True) -> str:

@@ -20,8 +20,10 @@ import pytest
 from conftest import (
     ADMIN,
     APP_SRC,
+    CLI,
     CODE_DIR,
     DATA_DIR,
+    DB,
     LOAD_ENV,
     UNIT,
     USER,
@@ -44,9 +46,7 @@ pytestmark = pytest.mark.skipif(
     reason="deploy safety is exercised in the legacy scenario",
 )
 
-DB = f"{DATA_DIR}/production.db"
 BACKUPS = "/var/backups/ctv-bookedbiz-db"
-CLI = f"set -a; . /etc/ctv-bookedbiz-db/ctv-bookedbiz-db.env; set +a; {VENV_DIR}/bin/ctv-bookedbiz"
 # What the reports add up, straight from SQLite: rows, and revenue without Trade.
 TOTALS_SQL = (
     "SELECT count(*), sum(gross_rate), sum(station_net) FROM spots WHERE revenue_type <> 'Trade'; "

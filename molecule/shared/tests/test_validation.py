@@ -84,7 +84,6 @@ ACCEPTED = {
         "ctv_bookedbiz_db_python": "/usr/bin/python3.11",
         "ctv_bookedbiz_db_user": "ctv-app",
         "ctv_bookedbiz_db_group": "ctv-app",
-        "ctv_bookedbiz_db_deploy_group": "ctv-devs",
         "ctv_bookedbiz_db_backup_on_calendar": "Mon..Fri *-*-* 03:00:00 Europe/Berlin",
         "developers_group": "ctv-devs",
         "developers_users": ["alice", "bob_2"],
