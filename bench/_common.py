@@ -21,13 +21,12 @@ ROOT = BENCH.parent
 APP = ROOT / "app"
 RESULTS = BENCH / "results"
 # Generated files and databases (large: keep them out of the tree).
-WORK = Path(os.environ.get("BENCH_WORK",
-                           Path(tempfile.gettempdir()) / "ctv-bench"))
+WORK = Path(os.environ.get("BENCH_WORK", Path(tempfile.gettempdir()) / "ctv-bench"))
 
 SPOTS = 400_000
 SEED = 1
-START = "Jan-25"          # fixed, so that the figures do not depend on today
-YEAR = 2026               # the second of the 24 months generated
+START = "Jan-25"  # fixed, so that the figures do not depend on today
+YEAR = 2026  # the second of the 24 months generated
 USER = "bench"
 PASSWORD = "bench-password-1"
 SECRET = "bench-secret-key-0123456789abcdef"
@@ -52,27 +51,22 @@ def env_for(db_path: Path, data_path: Path | None = None) -> dict:
 def cli_path() -> str:
     found = shutil.which("ctv-bookedbiz")
     if found is None:
-        sys.exit("ctv-bookedbiz not on PATH: run this through "
-                 "'uv run' in app/ (see bench/README.md)")
+        sys.exit("ctv-bookedbiz not on PATH: run this through 'uv run' in app/ (see bench/README.md)")
     return found
 
 
-def cli(env: dict, *args: str, stdin: str | None = None,
-        timed: bool = False):
+def cli(env: dict, *args: str, stdin: str | None = None, timed: bool = False):
     """Run ctv-bookedbiz; when timed return (wall seconds, CPU seconds of
     the process: user + system).  CPU time is what the import costs; on a
     machine shared with other work the wall time also holds waiting."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run([cli_path(), *args], env=env, input=stdin,
-                          text=True, capture_output=True, cwd=APP)
+    done = subprocess.run([cli_path(), *args], env=env, input=stdin, text=True, capture_output=True, cwd=APP)
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        sys.exit(f"ctv-bookedbiz {' '.join(args)} failed:\n{done.stdout}"
-                 f"{done.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime
-                                                - before.ru_stime)
+        sys.exit(f"ctv-bookedbiz {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return (elapsed, cpu) if timed else done.stdout
 
 
@@ -85,8 +79,19 @@ def spot_file(suffix: str, spots: int = SPOTS, seed: int = SEED) -> Path:
         scratch = WORK / "scratch.db"
         env = env_for(scratch)
         partial = path.with_name("partial-" + path.name)
-        cli(env, "demo-data", "--spots", str(spots), "--seed", str(seed),
-            "--start", START, "--export", str(partial), "--no-db")
+        cli(
+            env,
+            "demo-data",
+            "--spots",
+            str(spots),
+            "--seed",
+            str(seed),
+            "--start",
+            START,
+            "--export",
+            str(partial),
+            "--no-db",
+        )
         partial.rename(path)
     return path
 
@@ -107,10 +112,8 @@ def report_database(spots: int = SPOTS) -> tuple[Path, dict]:
     viewer account, as the reports and load benchmarks use it."""
     db_path, env = fresh_database("reports")
     print(f"loading {spots} demo spots ...", flush=True)
-    cli(env, "demo-data", "--spots", str(spots), "--seed", str(SEED),
-        "--start", START)
-    cli(env, "users", "add", USER, "--role", "viewer",
-        stdin=PASSWORD + "\n")
+    cli(env, "demo-data", "--spots", str(spots), "--seed", str(SEED), "--start", START)
+    cli(env, "users", "add", USER, "--role", "viewer", stdin=PASSWORD + "\n")
     return db_path, env
 
 
@@ -123,11 +126,11 @@ def free_port() -> int:
 def code_version() -> str:
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-            capture_output=True, check=True).stdout.strip()
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True, capture_output=True, check=True
+        ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "app/src"], cwd=ROOT,
-            text=True, capture_output=True, check=True).stdout.strip()
+            ["git", "status", "--porcelain", "--", "app/src"], cwd=ROOT, text=True, capture_output=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
@@ -135,8 +138,13 @@ def code_version() -> str:
 
 def machine() -> dict:
     import sqlite3
-    return {"cpus": os.cpu_count(), "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version, "platform": platform.platform()}
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(),
+    }
 
 
 def write_results(kind: str, label: str | None, data: dict) -> Path:
@@ -145,10 +153,14 @@ def write_results(kind: str, label: str | None, data: dict) -> Path:
     version = code_version()
     tag = label or version
     path = RESULTS / f"{date.today().isoformat()}-{kind}-{tag}.json"
-    payload = {"benchmark": kind, "label": tag, "code": version,
-               "when": datetime.now(UTC).isoformat(
-                   timespec="seconds"),
-               "machine": machine(), **data}
+    payload = {
+        "benchmark": kind,
+        "label": tag,
+        "code": version,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        **data,
+    }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"results written to {path.relative_to(ROOT)}")
     return path

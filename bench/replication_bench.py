@@ -194,8 +194,7 @@ def app_cli(arguments: str) -> str:
 
 def python_on(container: str, script: str, *args, user: str | None = None) -> str:
     """A one-off script (of those above) in a container; its output."""
-    return podman("exec", *(["--user", user] if user else []), container, "python3", "-c", script,
-                  *map(str, args), "-")
+    return podman("exec", *(["--user", user] if user else []), container, "python3", "-c", script, *map(str, args), "-")
 
 
 class Remote:
@@ -207,8 +206,18 @@ class Remote:
         self.container = container
         self.stop_file = f"/tmp/bench-stop-{uuid.uuid4().hex[:12]}"
         self.lines: list[dict] = []
-        command = ["podman", "exec", *(["--user", user] if user else []), container, "python3", "-u", "-c",
-                   script, *map(str, args), self.stop_file]
+        command = [
+            "podman",
+            "exec",
+            *(["--user", user] if user else []),
+            container,
+            "python3",
+            "-u",
+            "-c",
+            script,
+            *map(str, args),
+            self.stop_file,
+        ]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -309,9 +318,15 @@ def commit_arrivals(commits: list[dict], files: list[dict], hold: str) -> list[d
         sample = {key: commit[key] for key in ("n", "started", "committed")}
         file = by_name.get(found.get(str(commit["n"])))
         if file:
-            sample.update(file=file["name"], size=file["size"], made=file["made"], seen=file["seen"],
-                          arrived=file["complete"], rpo_s=file["complete"] - commit["committed"],
-                          simple_rule_agrees=next_file_rule(commit["committed"], files) == file["name"])
+            sample.update(
+                file=file["name"],
+                size=file["size"],
+                made=file["made"],
+                seen=file["seen"],
+                arrived=file["complete"],
+                rpo_s=file["complete"] - commit["committed"],
+                simple_rule_agrees=next_file_rule(commit["committed"], files) == file["name"],
+            )
         samples.append(sample)
     return samples
 
@@ -378,8 +393,9 @@ def measure_import() -> dict:
     writer.wait_for(lambda line: "ready" in line, 30, "the writer")
     time.sleep(3)
     started, ended, import_said = timed_import()
-    big = watcher.wait_for(lambda f: f.get("size", 0) >= BIG_FILE and f["made"] >= started, 600,
-                           "the import's file on the backup host")
+    big = watcher.wait_for(
+        lambda f: f.get("size", 0) >= BIG_FILE and f["made"] >= started, 600, "the import's file on the backup host"
+    )
     time.sleep(3)
     commits = writer.finish()
     caught_up = wait_for_catch_up()
@@ -440,8 +456,12 @@ def new_host(name: str, image: str) -> None:
 def ansible_env(base_env: dict) -> dict:
     """What ansible-playbook needs to reach the scenario's hosts as molecule does."""
     ephemeral = Path(base_env["MOLECULE_EPHEMERAL_DIRECTORY"])
-    return dict(base_env, ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-                ANSIBLE_PIPELINING="True")
+    return dict(
+        base_env,
+        ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"),
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_PIPELINING="True",
+    )
 
 
 def ansible(env: dict, playbook: str, *args: str) -> float:
@@ -498,14 +518,18 @@ def one_run(base_env: dict, idle_samples: int) -> dict:
     idle = measure_idle(idle_samples)
     print(f"  idle: median {idle['rpo_s']['median']:.2f} s; the {SPOTS:,}-spot import under load ...", flush=True)
     load = measure_import()
-    print(f"  import {load['import_s']:.1f} s, on the replica {load['import_end_to_replica_s']:.1f} s after; "
-          "recovery time ...", flush=True)
+    print(
+        f"  import {load['import_s']:.1f} s, on the replica {load['import_end_to_replica_s']:.1f} s after; "
+        "recovery time ...",
+        flush=True,
+    )
     recovery = measure_recovery(base_env)
     return {"setup": setup, "idle": idle, "import": load, "recovery": recovery}
 
 
 def medians(runs: list[dict]) -> dict:
     """Medians over every sample of every run (recovery point) or over runs."""
+
     def over_runs(get):
         return statistics.median(get(r) for r in runs)
 
@@ -534,28 +558,38 @@ def report(runs: list[dict], summary: dict) -> None:
         idle, load, rec = r["idle"], r["import"], r["recovery"]
         rep = load["replicator"]
         print(f"run {number}:")
-        print(f"  recovery point at idle: median {idle['rpo_s']['median']:.2f} s "
-              f"(commit to file made {idle['commit_to_made_s']['median']:.2f} s, upload "
-              f"{idle['made_to_arrived_s']['median']:.2f} s; simple rule agrees {idle['simple_rule_agrees']} of "
-              f"{idle['rpo_s']['n']}); samples: {seconds(s['rpo_s'] for s in idle['commits'] if 'rpo_s' in s)}")
+        print(
+            f"  recovery point at idle: median {idle['rpo_s']['median']:.2f} s "
+            f"(commit to file made {idle['commit_to_made_s']['median']:.2f} s, upload "
+            f"{idle['made_to_arrived_s']['median']:.2f} s; simple rule agrees {idle['simple_rule_agrees']} of "
+            f"{idle['rpo_s']['n']}); samples: {seconds(s['rpo_s'] for s in idle['commits'] if 'rpo_s' in s)}"
+        )
         during = load["rpo_commits_started_during_import_s"]
-        print(f"  under the import: median {load['rpo_s']['median']:.2f} s, max {load['rpo_s']['max']:.2f} s "
-              f"(the {during['n']} commits started during the import: median {during['median']:.2f} s); "
-              f"lock wait max {load['lock_wait_s']['max']:.2f} s; samples: "
-              f"{seconds(s['rpo_s'] for s in load['commits'] if 'rpo_s' in s)}")
-        print(f"  import {load['import_s']:.2f} s; its commit on the backup host "
-              f"{load['import_end_to_replica_s']:.2f} s after it ended "
-              f"({load['import_file']['size'] / 1e6:.1f} MB level-0 file)")
-        print(f"  replicator: {rep['cpu_s_import_start_to_shipped']:.2f} CPU s from import start to shipped = "
-              f"{rep['cpu_s_per_import_s']:.2f} CPU s per import second (idle {rep['idle_cpu_s_per_s']:.3f}); "
-              f"RSS {rep['rss_mb_before']:.0f} MB before, peak {rep['rss_mb_peak_sampled']:.0f} MB, "
-              f"VmHWM {rep['vmhwm_mb_after']:.0f} MB; systemd before {load['systemd_before']}, "
-              f"after {load['systemd_after']}")
-        print(f"  recovery time {rec['rto_s']:.1f} s = converge {rec['converge_s']:.1f} s + restore "
-              f"{rec['restore_s']:.1f} s (container {rec['container_s']:.1f} s and prepare "
-              f"{rec['prepare_s_excluded']:.1f} s not counted; dead to serving {rec['dead_to_serving_s']:.1f} s); "
-              f"/health {rec['health_status']}, Debian {rec['debian']}, rows {rec['rows_restored']} "
-              f"(before {rec['rows_before']})")
+        print(
+            f"  under the import: median {load['rpo_s']['median']:.2f} s, max {load['rpo_s']['max']:.2f} s "
+            f"(the {during['n']} commits started during the import: median {during['median']:.2f} s); "
+            f"lock wait max {load['lock_wait_s']['max']:.2f} s; samples: "
+            f"{seconds(s['rpo_s'] for s in load['commits'] if 'rpo_s' in s)}"
+        )
+        print(
+            f"  import {load['import_s']:.2f} s; its commit on the backup host "
+            f"{load['import_end_to_replica_s']:.2f} s after it ended "
+            f"({load['import_file']['size'] / 1e6:.1f} MB level-0 file)"
+        )
+        print(
+            f"  replicator: {rep['cpu_s_import_start_to_shipped']:.2f} CPU s from import start to shipped = "
+            f"{rep['cpu_s_per_import_s']:.2f} CPU s per import second (idle {rep['idle_cpu_s_per_s']:.3f}); "
+            f"RSS {rep['rss_mb_before']:.0f} MB before, peak {rep['rss_mb_peak_sampled']:.0f} MB, "
+            f"VmHWM {rep['vmhwm_mb_after']:.0f} MB; systemd before {load['systemd_before']}, "
+            f"after {load['systemd_after']}"
+        )
+        print(
+            f"  recovery time {rec['rto_s']:.1f} s = converge {rec['converge_s']:.1f} s + restore "
+            f"{rec['restore_s']:.1f} s (container {rec['container_s']:.1f} s and prepare "
+            f"{rec['prepare_s_excluded']:.1f} s not counted; dead to serving {rec['dead_to_serving_s']:.1f} s); "
+            f"/health {rec['health_status']}, Debian {rec['debian']}, rows {rec['rows_restored']} "
+            f"(before {rec['rows_before']})"
+        )
     print("medians: " + ", ".join(f"{key} {value:.2f}" for key, value in summary.items()))
 
 
@@ -576,8 +610,9 @@ def main() -> None:
         run(["molecule", "destroy", "-s", SCENARIO], env=base_env, check=False)
     summary = medians(runs)
     report(runs, summary)
-    write_results("replication", args.label, {"options": vars(args), "poll_s": POLL_S, "medians": summary,
-                                              "runs": runs})
+    write_results(
+        "replication", args.label, {"options": vars(args), "poll_s": POLL_S, "medians": summary, "runs": runs}
+    )
 
 
 if __name__ == "__main__":

@@ -45,40 +45,56 @@ REPORTS = {
 _SPAN = {"first": f"{Y}-01", "last": f"{Y}-12"}
 BARE = {
     "revenue": [
-        ("""SELECT DISTINCT sales_person, revenue_type, market FROM spots
+        (
+            """SELECT DISTINCT sales_person, revenue_type, market FROM spots
             WHERE broadcast_month BETWEEN :first AND :last
-              AND revenue_type <> 'Trade'""", _SPAN),
-        ("""SELECT c.name, t.month, t.amount FROM (
+              AND revenue_type <> 'Trade'""",
+            _SPAN,
+        ),
+        (
+            """SELECT c.name, t.month, t.amount FROM (
               SELECT customer_id, broadcast_month AS month,
                      SUM(gross_rate) AS amount
               FROM spots WHERE broadcast_month BETWEEN :first AND :last
                 AND revenue_type <> 'Trade'
               GROUP BY customer_id, broadcast_month) AS t
-            JOIN customers AS c ON c.id = t.customer_id""", _SPAN),
+            JOIN customers AS c ON c.id = t.customer_id""",
+            _SPAN,
+        ),
     ],
     "ae": [
-        ("""SELECT COALESCE(sales_person, '(unassigned)') AS ae,
+        (
+            """SELECT COALESCE(sales_person, '(unassigned)') AS ae,
                    broadcast_month AS month, SUM(gross_rate)
             FROM spots WHERE broadcast_month BETWEEN :first AND :last
               AND revenue_type <> 'Trade' GROUP BY month, ae""",
-         {"first": f"{Y - 1}-01", "last": f"{Y}-12"}),
-        ("""SELECT sales_person, broadcast_month, amount FROM budgets
-            WHERE broadcast_month BETWEEN :first AND :last""", _SPAN),
+            {"first": f"{Y - 1}-01", "last": f"{Y}-12"},
+        ),
+        (
+            """SELECT sales_person, broadcast_month, amount FROM budgets
+            WHERE broadcast_month BETWEEN :first AND :last""",
+            _SPAN,
+        ),
     ],
     "languages": [
-        ("""SELECT COALESCE(language_code, '(none)') AS language,
+        (
+            """SELECT COALESCE(language_code, '(none)') AS language,
                    COALESCE(market, '(none)') AS market, COUNT(*),
                    SUM(gross_rate)
             FROM spots WHERE broadcast_month BETWEEN :first AND :last
               AND revenue_type <> 'Trade' GROUP BY language, market""",
-         _SPAN),
+            _SPAN,
+        ),
     ],
     "months": [
-        ("""SELECT broadcast_month, COUNT(*),
+        (
+            """SELECT broadcast_month, COUNT(*),
               SUM(CASE WHEN revenue_type <> 'Trade' THEN gross_rate END),
               SUM(CASE WHEN revenue_type <> 'Trade' THEN station_net END),
               MAX(import_batch_id)
-            FROM spots GROUP BY broadcast_month""", {}),
+            FROM spots GROUP BY broadcast_month""",
+            {},
+        ),
     ],
 }
 
@@ -87,23 +103,23 @@ def app_queries() -> dict:
     """The SQL each report itself runs now (taken from the application's
     report modules), with the parameters of the benchmark's URLs."""
     from src.web.reports import ae, languages, months, revenue
+
     prior = {"first": f"{Y - 1}-01", "last": f"{Y}-12"}
     return {
-        "revenue": [(revenue.OPTIONS_SQL, _SPAN),
-                    (revenue.REVENUE_SQL, {**_SPAN, "measure": "gross",
-                                           "ae": None, "revenue_type": None,
-                                           "market": None})],
+        "revenue": [
+            (revenue.OPTIONS_SQL, _SPAN),
+            (revenue.REVENUE_SQL, {**_SPAN, "measure": "gross", "ae": None, "revenue_type": None, "market": None}),
+        ],
         "ae": [(ae.BOOKED_SQL, prior), (ae.BUDGET_SQL, _SPAN)],
-        "languages": [(languages.LANGUAGE_MARKET_SQL,
-                       {**_SPAN, "measure": "gross"})],
-        "months": [(months.MONTHS_SQL, {}), (months.CLOSURES_SQL, {}),
-                   (months.BATCHES_SQL, {})],
+        "languages": [(languages.LANGUAGE_MARKET_SQL, {**_SPAN, "measure": "gross"})],
+        "months": [(months.MONTHS_SQL, {}), (months.CLOSURES_SQL, {}), (months.BATCHES_SQL, {})],
     }
 
 
 def bare_sql(db_path: Path, runs: int, queries_of: dict = BARE) -> dict:
     """Cold: a new connection's first run; warm: repeated on it."""
     from src import db
+
     out = {}
     for name, queries in queries_of.items():
         cold, warm = [], []
@@ -113,8 +129,7 @@ def bare_sql(db_path: Path, runs: int, queries_of: dict = BARE) -> dict:
                 started = time.perf_counter()
                 for sql, params in queries:
                     conn.execute(sql, params).fetchall()
-                (cold if i == 0 else warm).append(
-                    time.perf_counter() - started)
+                (cold if i == 0 else warm).append(time.perf_counter() - started)
             conn.close()
         out[name] = {"cold_s": cold, "warm_s": warm}
     return out
@@ -124,8 +139,7 @@ def _login_test_client(app):
     client = app.test_client()
     page = client.get("/auth/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)[1]
-    response = client.post("/auth/login", data={
-        "username": c.USER, "password": c.PASSWORD, "csrf_token": token})
+    response = client.post("/auth/login", data={"username": c.USER, "password": c.PASSWORD, "csrf_token": token})
     assert response.status_code == 302, response.status_code
     return client
 
@@ -134,6 +148,7 @@ def invalidate(db_path: Path) -> None:
     """Make every report compute afresh without changing any figure: close
     and reopen a month that holds nothing (each bumps the data version)."""
     from src import db
+
     conn = db.connect(db_path)
     try:
         db.close_month(conn, "2099-01", "bench")
@@ -145,8 +160,7 @@ def invalidate(db_path: Path) -> None:
 def measure(get, db_path: Path, runs: int) -> dict:
     """first: the first request of each report in a new process; cold: the
     first after the data changed; warm: the same request repeated."""
-    out = {name: {"first_s": [], "cold_s": [], "warm_s": []}
-           for name in REPORTS}
+    out = {name: {"first_s": [], "cold_s": [], "warm_s": []} for name in REPORTS}
     for name, url in REPORTS.items():
         out[name]["first_s"].append(get(url))
     for _ in range(runs):
@@ -159,8 +173,8 @@ def measure(get, db_path: Path, runs: int) -> dict:
 
 def in_process(db_path: Path, runs: int) -> dict:
     from src.web import create_app
-    client = _login_test_client(create_app(
-        {"DATABASE_PATH": str(db_path), "SECRET_KEY": c.SECRET}))
+
+    client = _login_test_client(create_app({"DATABASE_PATH": str(db_path), "SECRET_KEY": c.SECRET}))
 
     def get(url):
         started = time.perf_counter()
@@ -168,6 +182,7 @@ def in_process(db_path: Path, runs: int) -> dict:
         elapsed = time.perf_counter() - started
         assert response.status_code == 200, (url, response.status)
         return elapsed
+
     return measure(get, db_path, runs)
 
 
@@ -178,10 +193,20 @@ class Server:
         self.port = c.free_port()
         uvicorn = str(Path(sys.executable).with_name("uvicorn"))
         self.proc = subprocess.Popen(
-            [uvicorn, "src.web.asgi:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning",
-             "--no-access-log"],
-            cwd=c.APP, env=env)
+            [
+                uvicorn,
+                "src.web.asgi:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=c.APP,
+            env=env,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -196,11 +221,9 @@ class Server:
 
     def request(self, method, path, body=None, headers=None, conn=None):
         own = conn is None
-        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port,
-                                                  timeout=60)
+        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
-            conn.request(method, path, body=body, headers={
-                "User-Agent": "ctv-bench", **(headers or {})})
+            conn.request(method, path, body=body, headers={"User-Agent": "ctv-bench", **(headers or {})})
             response = conn.getresponse()
             data = response.read()
             return response.status, response, data
@@ -212,15 +235,15 @@ class Server:
         """The session cookie (name=value) of a logged-in viewer."""
         status, response, data = self.request("GET", "/auth/login")
         cookie = response.getheader("Set-Cookie").split(";")[0]
-        token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"',
-                          data)[1].decode()
+        token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', data)[1].decode()
         from urllib.parse import urlencode
+
         status, response, _ = self.request(
-            "POST", "/auth/login",
-            body=urlencode({"username": c.USER, "password": c.PASSWORD,
-                            "csrf_token": token}),
-            headers={"Cookie": cookie,
-                     "Content-Type": "application/x-www-form-urlencoded"})
+            "POST",
+            "/auth/login",
+            body=urlencode({"username": c.USER, "password": c.PASSWORD, "csrf_token": token}),
+            headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
+        )
         if status != 302:
             sys.exit(f"login failed: {status}")
         return response.getheader("Set-Cookie").split(";")[0]
@@ -228,8 +251,7 @@ class Server:
     def rss_kb(self) -> tuple[int, int]:
         """(VmRSS, VmHWM) of the server process in KiB."""
         values = {}
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text(
-                ).splitlines():
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             key, _, rest = line.partition(":")
             if key in ("VmRSS", "VmHWM"):
                 values[key] = int(rest.split()[0])
@@ -248,17 +270,15 @@ def over_http(db_path: Path, env: dict, runs: int) -> dict:
     server = Server(env)
     try:
         cookie = server.login()
-        conn = http.client.HTTPConnection("127.0.0.1", server.port,
-                                          timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
 
         def get(url):
             started = time.perf_counter()
-            status, _, _ = server.request("GET", url,
-                                          headers={"Cookie": cookie},
-                                          conn=conn)
+            status, _, _ = server.request("GET", url, headers={"Cookie": cookie}, conn=conn)
             elapsed = time.perf_counter() - started
             assert status == 200, (url, status)
             return elapsed
+
         out = measure(get, db_path, runs)
         conn.close()
     finally:
@@ -279,17 +299,19 @@ def main() -> None:
     own = bare_sql(db_path, args.runs, app_queries())
     local = in_process(db_path, args.runs)
     http_ = over_http(db_path, env, args.runs)
-    bare_again = bare_sql(db_path, args.runs)   # conditions may drift
+    bare_again = bare_sql(db_path, args.runs)  # conditions may drift
     for name in bare:
         for key in ("cold_s", "warm_s"):
             bare[name][key] += bare_again[name][key]
 
     table = {}
     print()
-    print(f"{'report':10} {'bare SQL':>9} {'app SQL':>8} {'cold':>8} "
-          f"{'warm':>8} "
-          f"{'HTTP cold':>10} {'HTTP warm':>10} {'cold/bare':>10} "
-          f"{'bare/warm':>10}   (medians, ms)")
+    print(
+        f"{'report':10} {'bare SQL':>9} {'app SQL':>8} {'cold':>8} "
+        f"{'warm':>8} "
+        f"{'HTTP cold':>10} {'HTTP warm':>10} {'cold/bare':>10} "
+        f"{'bare/warm':>10}   (medians, ms)"
+    )
     for name in REPORTS:
         row = {
             "bare_sql_ms": c.median(bare[name]["cold_s"]) * 1000,
@@ -305,16 +327,24 @@ def main() -> None:
         row["cold_over_bare"] = row["cold_ms"] / row["bare_sql_ms"]
         row["bare_over_warm"] = row["bare_sql_ms"] / row["warm_ms"]
         table[name] = row
-        print(f"{name:10} {row['bare_sql_ms']:9.1f} {row['app_sql_ms']:8.1f} "
-              f"{row['cold_ms']:8.1f} "
-              f"{row['warm_ms']:8.1f} {row['http_cold_ms']:10.1f} "
-              f"{row['http_warm_ms']:10.1f} {row['cold_over_bare']:10.2f} "
-              f"{row['bare_over_warm']:10.1f}")
-    c.write_results("reports", args.label, {
-        "spots": args.spots, "runs": args.runs, "urls": REPORTS,
-        "median": table,
-        "samples_s": {"bare_sql": bare, "app_sql": own,
-                      "in_process": local, "http": http_}})
+        print(
+            f"{name:10} {row['bare_sql_ms']:9.1f} {row['app_sql_ms']:8.1f} "
+            f"{row['cold_ms']:8.1f} "
+            f"{row['warm_ms']:8.1f} {row['http_cold_ms']:10.1f} "
+            f"{row['http_warm_ms']:10.1f} {row['cold_over_bare']:10.2f} "
+            f"{row['bare_over_warm']:10.1f}"
+        )
+    c.write_results(
+        "reports",
+        args.label,
+        {
+            "spots": args.spots,
+            "runs": args.runs,
+            "urls": REPORTS,
+            "median": table,
+            "samples_s": {"bare_sql": bare, "app_sql": own, "in_process": local, "http": http_},
+        },
+    )
 
 
 if __name__ == "__main__":

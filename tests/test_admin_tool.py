@@ -73,13 +73,21 @@ class Host:
         base = {k: v for k, v in os.environ.items() if not k.startswith("CTV_BOOKEDBIZ_DB_LOCK_")}
         return subprocess.run(
             [sys.executable, str(TOOL), "--config", str(self.settings), *args],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
             env={**base, "CTV_BOOKEDBIZ_DB_LOCK_WAIT": "1", **(env or {})},
         )
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(CLI), *args], capture_output=True, text=True, check=False,
-                              env={**os.environ, **self.env}, cwd=self.root)
+        return subprocess.run(
+            [str(CLI), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **self.env},
+            cwd=self.root,
+        )
 
     def totals(self, path: Path | None = None) -> tuple:
         conn = sqlite3.connect(path or self.db)
@@ -103,6 +111,7 @@ def backup_names(host: Host) -> list[str]:
 
 
 # --- backups and retention ---------------------------------------------------------
+
 
 def test_a_backup_is_a_checked_copy_of_committed_data(host):
     run = host.admin("backup", "manual")
@@ -150,6 +159,7 @@ def test_a_backup_onto_a_full_disk_fails_and_removes_nothing(host, tmp_path):
 
 # --- restore ------------------------------------------------------------------------
 
+
 def test_restore_over_random_bytes_keeps_the_broken_files_aside(host):
     good = host.totals()
     assert host.admin("backup", "manual").returncode == 0
@@ -178,10 +188,19 @@ def test_restore_refuses_while_a_reader_holds_the_database_and_loses_nothing(hos
     conn.commit()
     conn.close()
     expected = host.totals()
-    reader = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1]); c.execute('BEGIN');"
-        "c.execute('SELECT count(*) FROM spots').fetchall(); print('ready', flush=True); time.sleep(600)"
-    ), str(host.db)], stdout=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1]); c.execute('BEGIN');"
+                "c.execute('SELECT count(*) FROM spots').fetchall(); print('ready', flush=True); time.sleep(600)"
+            ),
+            str(host.db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert reader.stdout.readline().strip() == "ready"
         run = host.admin("restore", "latest")
@@ -205,8 +224,9 @@ def test_a_restore_onto_a_full_disk_fails_before_changing_anything(host, tmp_pat
     small.mkdir()
     size = host.db.stat().st_size
     # Room for the live database, not for a staged copy beside it.
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size * 3 // 2}", "tmpfs", str(small)],
-                      check=False).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size * 3 // 2}", "tmpfs", str(small)], check=False
+    ).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         live = small / "production.db"
@@ -278,17 +298,27 @@ def test_a_restore_whose_migration_fails_puts_the_live_database_back(host):
 
 # --- the lock -------------------------------------------------------------------------
 
+
 def holder_process(host: Host) -> subprocess.Popen:
     """Another process holding the lock, the way any holder does."""
-    process = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, json, os, sys, time\n"
-        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o660)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "os.ftruncate(fd, 0)\n"
-        "os.write(fd, json.dumps({'holder': 'an import by alice', 'pid': os.getpid(),"
-        " 'since': 'then', 'token': 't'}).encode())\n"
-        "print('ready', flush=True); time.sleep(600)\n"
-    ), f"{host.db}.lock"], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import fcntl, json, os, sys, time\n"
+                "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o660)\n"
+                "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+                "os.ftruncate(fd, 0)\n"
+                "os.write(fd, json.dumps({'holder': 'an import by alice', 'pid': os.getpid(),"
+                " 'since': 'then', 'token': 't'}).encode())\n"
+                "print('ready', flush=True); time.sleep(600)\n"
+            ),
+            f"{host.db}.lock",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout.readline().strip() == "ready"
     return process
 
@@ -342,9 +372,9 @@ def test_a_run_lock_goes_when_the_run_that_took_it_dies(host, tmp_path):
     )
     playbook.chmod(0o755)
     run = subprocess.Popen(
-        [str(playbook), sys.executable, str(TOOL), "--config", str(host.settings),
-         "lock", "hold", "--holder", "a run"],
-        stdout=subprocess.PIPE, text=True,
+        [str(playbook), sys.executable, str(TOOL), "--config", str(host.settings), "lock", "hold", "--holder", "a run"],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert json.loads(run.stdout.readline())["anchor"] == "ansible-playboo"
     assert run.stdout.readline().strip() == "held"
@@ -377,6 +407,7 @@ def test_a_run_lock_goes_at_the_latest_after_its_longest_life_or_when_its_holder
 
 
 # --- releases -------------------------------------------------------------------------
+
 
 def deploy(host: Host, release: str, marker: str) -> None:
     """What a deploy does to the tool's record, with files standing for the tree."""
@@ -480,12 +511,24 @@ LITESTREAM = ROOT / ".venv" / "bin" / "litestream"
 def with_replica(host: Host, replica: Path) -> Path:
     """Give HOST a replica in REPLICA; returns Litestream's configuration."""
     config = host.root / "litestream.yml"
-    config.write_text(json.dumps({"dbs": [{"path": str(host.db), "replica": {
-        "type": "file", "path": str(replica), "sync-interval": "100ms"}}]}))
-    host.write_settings(replica={
-        "litestream": str(LITESTREAM), "config": str(config), "service": None,
-        "target": f"file://{replica}", "status_file": str(host.root / "replica-status.json"),
-    })
+    config.write_text(
+        json.dumps(
+            {
+                "dbs": [
+                    {"path": str(host.db), "replica": {"type": "file", "path": str(replica), "sync-interval": "100ms"}}
+                ]
+            }
+        )
+    )
+    host.write_settings(
+        replica={
+            "litestream": str(LITESTREAM),
+            "config": str(config),
+            "service": None,
+            "target": f"file://{replica}",
+            "status_file": str(host.root / "replica-status.json"),
+        }
+    )
     return config
 
 
@@ -493,8 +536,13 @@ def stream(host: Host, config: Path, seconds: float = 3.0) -> None:
     """Run the replication for a while, as the unit does, then stop it."""
     # As in the unit: no AWS_* settings of this machine (AWS_CA_BUNDLE breaks it).
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen([str(LITESTREAM), "replicate", "-no-expand-env", "-config", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        [str(LITESTREAM), "replicate", "-no-expand-env", "-config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     time.sleep(seconds)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, process.stderr.read()
@@ -585,16 +633,21 @@ def test_the_roles_s3_configuration_replicates_to_a_real_s3_server_and_restores(
     restore from it through the admin tool."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "moto_server"), "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    server = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "moto_server"), "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 30
-        while subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"],
-                             check=False).returncode:
+        while subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"], check=False).returncode:
             assert time.monotonic() < deadline, "moto_server did not start"
             time.sleep(0.3)
-        assert subprocess.run(["curl", "-s", "-X", "PUT", f"http://127.0.0.1:{port}/ctv-replica"],
-                              check=False).returncode == 0
+        assert (
+            subprocess.run(["curl", "-s", "-X", "PUT", f"http://127.0.0.1:{port}/ctv-replica"], check=False).returncode
+            == 0
+        )
         # The role's template, rendered with the role's defaults and vars.
         config = tmp_path / "litestream.yml"
         variables = {
@@ -611,22 +664,52 @@ def test_the_roles_s3_configuration_replicates_to_a_real_s3_server_and_restores(
         }
         role = ROOT / "roles" / "ctv_bookedbiz_db"
         play = tmp_path / "render.yml"
-        play.write_text(json.dumps([{
-            "hosts": "localhost", "gather_facts": False, "connection": "local",
-            "vars": {"ansible_python_interpreter": sys.executable},
-            "vars_files": [str(role / "defaults" / "main.yml"), str(role / "vars" / "main.yml")],
-            "tasks": [{"ansible.builtin.template": {
-                "src": str(role / "templates" / "etc" / "ctv-bookedbiz-db" / "litestream.yml.j2"),
-                "dest": str(config), "mode": "0600"}}],
-        }]))
-        rendered = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,",
-                                   str(play), "-e", json.dumps(variables)],
-                                  capture_output=True, text=True, check=False, env=env)
+        play.write_text(
+            json.dumps(
+                [
+                    {
+                        "hosts": "localhost",
+                        "gather_facts": False,
+                        "connection": "local",
+                        "vars": {"ansible_python_interpreter": sys.executable},
+                        "vars_files": [str(role / "defaults" / "main.yml"), str(role / "vars" / "main.yml")],
+                        "tasks": [
+                            {
+                                "ansible.builtin.template": {
+                                    "src": str(role / "templates" / "etc" / "ctv-bookedbiz-db" / "litestream.yml.j2"),
+                                    "dest": str(config),
+                                    "mode": "0600",
+                                }
+                            }
+                        ],
+                    }
+                ]
+            )
+        )
+        rendered = subprocess.run(
+            [
+                str(ROOT / ".venv" / "bin" / "ansible-playbook"),
+                "-i",
+                "localhost,",
+                str(play),
+                "-e",
+                json.dumps(variables),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
         assert rendered.returncode == 0, rendered.stdout[-2000:]
-        host.write_settings(replica={
-            "litestream": str(LITESTREAM), "config": str(config), "service": None,
-            "target": "s3://ctv-replica/ctv-bookedbiz-db", "status_file": str(tmp_path / "status.json"),
-        })
+        host.write_settings(
+            replica={
+                "litestream": str(LITESTREAM),
+                "config": str(config),
+                "service": None,
+                "target": "s3://ctv-replica/ctv-bookedbiz-db",
+                "status_file": str(tmp_path / "status.json"),
+            }
+        )
         assert host.admin("replica", "start").returncode == 0
         stream(host, config)
         streamed = host.totals()

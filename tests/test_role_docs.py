@@ -26,6 +26,7 @@ def test_the_readme_lists_every_variable(role):
 
 
 def test_every_readme_is_what_the_generator_writes():
-    run = subprocess.run([sys.executable, str(ROOT / "scripts/role-docs"), "--check"],
-                         capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/role-docs"), "--check"], capture_output=True, text=True, check=False
+    )
     assert run.returncode == 0, run.stderr

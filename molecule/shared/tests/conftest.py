@@ -116,7 +116,6 @@ def log_in(host, user: str, password: str, *, jar: str = "/tmp/ctv-test-cookies"
     )
 
 
-
 def playbook(*args: str, name: str = "site.yml", json_output: bool = True) -> subprocess.CompletedProcess:
     """Run one of the repository's playbooks against the scenario's instance."""
     env = dict(os.environ)

@@ -39,8 +39,10 @@ from conftest import (
 )
 
 pytestmark = [
-    pytest.mark.skipif(os.environ.get("MOLECULE_SCENARIO_NAME", "default") != "default",
-                       reason="the default scenario has the backup host"),
+    pytest.mark.skipif(
+        os.environ.get("MOLECULE_SCENARIO_NAME", "default") != "default",
+        reason="the default scenario has the backup host",
+    ),
     pytest.mark.destroys_the_host,
 ]
 
@@ -89,8 +91,7 @@ def new_host(name: str, image: str) -> None:
     exists = subprocess.run(["podman", "image", "exists", image], check=False).returncode == 0
     assert exists, f"no test image {image}: scripts/build-test-image trixie makes it"
     spec = platform(name)
-    args = ["run", "-d", "--name", name, "--hostname", name, "--network", spec["network"],
-            "--systemd=always"]
+    args = ["run", "-d", "--name", name, "--hostname", name, "--network", spec["network"], "--systemd=always"]
     args += [f"--cap-add={cap}" for cap in spec.get("capabilities", [])]
     args += [f"--ulimit={limit}" for limit in spec.get("ulimits", [])]
     args += [f"--publish={expand(port)}" for port in spec.get("published_ports", [])]
@@ -99,18 +100,28 @@ def new_host(name: str, image: str) -> None:
 
 def ansible(playbook_path: Path, *args: str) -> subprocess.CompletedProcess:
     inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
-    return subprocess.run(["ansible-playbook", "-i", str(inventory), str(playbook_path), *args],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), str(playbook_path), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_a_dead_host_is_rebuilt_on_debian_13_from_the_replica_alone(host):
     name = INSTANCE
     # Known data: a week's import file, and a person who logs in.
-    imported = run_as(host, USER, f"{CLI} demo-data --spots 3000 --seed 12 --export /tmp/drill.csv --no-db "
-                                  f"&& {CLI} import /tmp/drill.csv")
+    imported = run_as(
+        host,
+        USER,
+        f"{CLI} demo-data --spots 3000 --seed 12 --export /tmp/drill.csv --no-db && {CLI} import /tmp/drill.csv",
+    )
     assert imported.rc == 0, imported.stderr
-    added = run_as(host, USER, f"{LOAD_ENV} printf '%s\\n' {PASSWORD} | {VENV_DIR}/bin/ctv-bookedbiz "
-                               "users add drill-manager --role admin")
+    added = run_as(
+        host,
+        USER,
+        f"{LOAD_ENV} printf '%s\\n' {PASSWORD} | {VENV_DIR}/bin/ctv-bookedbiz users add drill-manager --role admin",
+    )
     assert added.rc == 0, added.stderr
     expected = sql(host, TOTALS_SQL)
     caught_up = wait_for_catch_up(host)
@@ -120,8 +131,11 @@ def test_a_dead_host_is_rebuilt_on_debian_13_from_the_replica_alone(host):
     podman("rm", "--force", "--volumes", "--time", "0", name)
     # The checks' SSH connection went with it (see molecule.yml).
     port = expand("${CTV_SSH_PORT:-2222}")
-    subprocess.run(["ssh", "-F", str(PROJECT_DIR / "molecule/shared/ssh_config"), "-p", port, "-O", "exit",
-                    "root@127.0.0.1"], capture_output=True, check=False)
+    subprocess.run(
+        ["ssh", "-F", str(PROJECT_DIR / "molecule/shared/ssh_config"), "-p", port, "-O", "exit", "root@127.0.0.1"],
+        capture_output=True,
+        check=False,
+    )
     for volume in volumes:
         assert subprocess.run(["podman", "volume", "exists", volume], check=False).returncode != 0
 
@@ -180,12 +194,18 @@ def test_the_recovery_point_when_the_host_dies_without_warning(host, tmp_path):
     podman("cp", f"{BACKUP_HOST}:{CHROOT}/replica", str(replica))
     restored = tmp_path / "restored.db"
     litestream = PROJECT_DIR / ".venv" / "bin" / "litestream"
-    result = subprocess.run([str(litestream), "restore", "-integrity-check", "full", "-o", str(restored),
-                             f"file://{replica}"], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(litestream), "restore", "-integrity-check", "full", "-o", str(restored), f"file://{replica}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(restored) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = [n for (n,) in conn.execute("SELECT n FROM drill_commits ORDER BY n")]
     assert rows == list(range(1, len(rows) + 1)), "what survived must be the first commits, whole"
-    print(f"\nrecovery point: {len(rows)} of 100 commits survived; the host was killed "
-          f"{killed - last_commit:.1f} s after the last commit")
+    print(
+        f"\nrecovery point: {len(rows)} of 100 commits survived; the host was killed "
+        f"{killed - last_commit:.1f} s after the last commit"
+    )

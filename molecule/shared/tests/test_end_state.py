@@ -71,9 +71,7 @@ def test_code_tree_holds_exactly_the_repository_app(host):
 
 
 def test_everything_in_the_code_tree_belongs_to_the_deploy_group(host):
-    wrong = host.check_output(
-        f"find {CODE_DIR} ! -user {USER} -o ! -group {DEPLOY_GROUP} -o -type d ! -perm -2775"
-    )
+    wrong = host.check_output(f"find {CODE_DIR} ! -user {USER} -o ! -group {DEPLOY_GROUP} -o -type d ! -perm -2775")
     assert wrong == ""
 
 
@@ -122,7 +120,7 @@ def test_venv_holds_exactly_the_locked_runtime_packages(host):
     assert present - wanted == {f"-e file://{CODE_DIR}"}
     assert wanted - present == set()
     probe = host.run(
-        f"{VENV_DIR}/bin/python -c \"import importlib.util as u; "
+        f'{VENV_DIR}/bin/python -c "import importlib.util as u; '
         "print([m for m in ('pytest', 'deptry', 'playwright') if u.find_spec(m)])\""
     )
     assert probe.stdout.strip() == "[]"
@@ -219,9 +217,7 @@ def test_unit_runs_uvicorn_from_the_venv_as_the_runtime_user(host):
     assert props["EnvironmentFiles"].startswith(ENV_FILE)
     assert props["Restart"] in ("on-failure", "always")
     unit = host.file(UNIT_FILE).content_string
-    assert (
-        f"ExecStart={VENV_DIR}/bin/uvicorn src.web.asgi:app --host 0.0.0.0 --port 8000" in unit.splitlines()
-    )
+    assert f"ExecStart={VENV_DIR}/bin/uvicorn src.web.asgi:app --host 0.0.0.0 --port 8000" in unit.splitlines()
     assert "uv run" not in unit
 
 
@@ -252,9 +248,7 @@ def test_only_the_service_uvicorn_listens_on_port_8000(host):
     assert "0.0.0.0:8000" in listeners[0]
     main_pid = host.check_output(f"systemctl show -p MainPID --value {UNIT}")
     assert f"pid={main_pid}," in listeners[0]
-    assert host.check_output(f"cat /proc/{main_pid}/cmdline | tr '\\0' ' '").startswith(
-        f"{VENV_DIR}/bin/python"
-    )
+    assert host.check_output(f"cat /proc/{main_pid}/cmdline | tr '\\0' ' '").startswith(f"{VENV_DIR}/bin/python")
     assert host.check_output(f"ps -o user= -p {main_pid}") == USER
 
 
@@ -310,7 +304,5 @@ def test_a_client_cannot_choose_the_address_the_login_throttle_counts(host):
 
 
 def test_app_imports_cleanly_as_the_runtime_user(host):
-    result = run_as(
-        host, USER, f"{LOAD_ENV} cd {CODE_DIR} && {VENV_DIR}/bin/python -B -c 'import src.web.asgi'"
-    )
+    result = run_as(host, USER, f"{LOAD_ENV} cd {CODE_DIR} && {VENV_DIR}/bin/python -B -c 'import src.web.asgi'")
     assert result.rc == 0, result.stderr

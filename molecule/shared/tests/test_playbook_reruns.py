@@ -37,14 +37,18 @@ def test_the_playbook_reaches_the_host_over_ssh(host):
     inventory = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
     shown = subprocess.run(
         ["ansible-inventory", "-i", inventory, "--host", INSTANCE],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(shown.stdout)["ansible_connection"] == "ssh"
     # A connection of its own (not one an earlier run left open), so that
     # its login is the one counted.
     ping = subprocess.run(
         ["ansible", "-i", inventory, INSTANCE, "-m", "ansible.builtin.ping"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, "ANSIBLE_SSH_ARGS": "-o ControlMaster=no"},
     )
     assert ping.returncode == 0, ping.stdout + ping.stderr

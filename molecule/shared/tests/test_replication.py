@@ -45,8 +45,9 @@ def backup(command: str, check: bool = True) -> str:
     """Run a command on the backup host (root, through podman)."""
     import subprocess
 
-    result = subprocess.run(["podman", "exec", BACKUP_HOST, "sh", "-c", command],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["podman", "exec", BACKUP_HOST, "sh", "-c", command], capture_output=True, text=True, check=False
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result.stdout + result.stderr
@@ -73,12 +74,12 @@ CLIENT_KEY = "/root/replica-key-for-ssh"
 
 def ssh_to_replica(host, *args: str, key: str = CLIENT_KEY) -> str:
     """The app host logging in to the backup host's replica account."""
-    options = ("-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-               "-o ConnectTimeout=10")
+    options = "-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10"
     # "|| true": the checks' own SSH connection must not take a refusal
     # (ssh's status 255) for its own failure.
-    return host.run(f"timeout 20 ssh {options} -i {key} {REPLICA_USER}@{BACKUP_HOST} {' '.join(args)} "
-                    "</dev/null 2>&1 || true").stdout
+    return host.run(
+        f"timeout 20 ssh {options} -i {key} {REPLICA_USER}@{BACKUP_HOST} {' '.join(args)} </dev/null 2>&1 || true"
+    ).stdout
 
 
 def test_litestream_is_pinned_alike_on_the_hosts_and_the_control_machine():
@@ -90,8 +91,14 @@ def test_litestream_is_pinned_alike_on_the_hosts_and_the_control_machine():
 
 @pytest.mark.skipif(DEFAULT, reason="replication is on in the default scenario")
 def test_replication_off_leaves_nothing_of_it(host):
-    for path in ("/opt/venvs/litestream", CONFIG, KEY, f"/etc/systemd/system/{REPLICATE}",
-                 f"/etc/systemd/system/{CHECK}.timer", f"{DATA_DIR}/.production.db-litestream"):
+    for path in (
+        "/opt/venvs/litestream",
+        CONFIG,
+        KEY,
+        f"/etc/systemd/system/{REPLICATE}",
+        f"/etc/systemd/system/{CHECK}.timer",
+        f"{DATA_DIR}/.production.db-litestream",
+    ):
         assert not host.file(path).exists, path
     assert host.run(f"systemctl is-active {REPLICATE}").stdout.strip() != "active"
     health = json.loads(host.check_output("curl -s http://127.0.0.1:8000/health"))
@@ -119,12 +126,20 @@ def test_replication_runs_sandboxed_as_the_runtime_user(host):
 @only_default
 def test_a_commit_reaches_the_replica_and_health_says_so(host):
     before = replica_state(host)["local_txid"] or 0
-    host.check_output(f"sudo -u {USER} sqlite3 {DB} "
-                      + quote("CREATE TABLE IF NOT EXISTS drill_probe(n INTEGER); INSERT INTO drill_probe VALUES (1)"))
-    local = wait_for(lambda: (replica_state(host)["local_txid"] or 0) > before and replica_state(host)["local_txid"],
-                     30, "Litestream to see the commit")
-    state = wait_for(lambda: (s := replica_state(host))["replica_txid"] is not None
-                     and s["replica_txid"] >= local and s, 30, "the commit to reach the replica")
+    host.check_output(
+        f"sudo -u {USER} sqlite3 {DB} "
+        + quote("CREATE TABLE IF NOT EXISTS drill_probe(n INTEGER); INSERT INTO drill_probe VALUES (1)")
+    )
+    local = wait_for(
+        lambda: (replica_state(host)["local_txid"] or 0) > before and replica_state(host)["local_txid"],
+        30,
+        "Litestream to see the commit",
+    )
+    state = wait_for(
+        lambda: (s := replica_state(host))["replica_txid"] is not None and s["replica_txid"] >= local and s,
+        30,
+        "the commit to reach the replica",
+    )
     assert state["state"] == "replicating" and state["error"] is None
     # The check (a timer, every minute) writes what /health shows.
     host.check_output(f"systemctl start {CHECK}.service")
@@ -147,8 +162,10 @@ def test_the_replica_account_is_sftp_only_chrooted_and_takes_only_the_app_hosts_
     # Inside the chroot, the replica is all there is; the host's files are not.
     batch = "ls -1 /\n-get /etc/passwd /tmp/stolen\nls -1 /replica\n"
     host.check_output(f"printf {quote(batch)} > /tmp/sftp-batch")
-    listing = host.run(f"timeout 20 sftp -b - -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                       f"-i {CLIENT_KEY} {REPLICA_USER}@{BACKUP_HOST} < /tmp/sftp-batch 2>&1 || true").stdout
+    listing = host.run(
+        f"timeout 20 sftp -b - -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+        f"-i {CLIENT_KEY} {REPLICA_USER}@{BACKUP_HOST} < /tmp/sftp-batch 2>&1 || true"
+    ).stdout
     assert re.search(r"^/?replica$", listing, re.M), listing
     assert "ltx" in listing
     assert not host.file("/tmp/stolen").exists
@@ -156,9 +173,11 @@ def test_the_replica_account_is_sftp_only_chrooted_and_takes_only_the_app_hosts_
     # Another key, or a password, is refused.
     host.check_output("rm -f /tmp/other-key && ssh-keygen -q -t ed25519 -N '' -f /tmp/other-key")
     assert "Permission denied" in ssh_to_replica(host, "true", key="/tmp/other-key")
-    refused = host.run(f"timeout 20 ssh -o BatchMode=yes -o PreferredAuthentications=password,keyboard-interactive "
-                       f"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null {REPLICA_USER}@{BACKUP_HOST} "
-                       "true 2>&1 || true").stdout
+    refused = host.run(
+        f"timeout 20 ssh -o BatchMode=yes -o PreferredAuthentications=password,keyboard-interactive "
+        f"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null {REPLICA_USER}@{BACKUP_HOST} "
+        "true 2>&1 || true"
+    ).stdout
     assert "Permission denied" in refused
     # Nobody else on the backup host can read the replica.
     assert backup(f"stat -c '%U %a' {CHROOT}/replica").strip() == f"{REPLICA_USER} 700"
@@ -168,18 +187,27 @@ def test_the_replica_account_is_sftp_only_chrooted_and_takes_only_the_app_hosts_
 
 @only_default
 def test_a_wrong_key_makes_the_replication_fail_visibly_and_raise_the_alarm(host):
-    host.check_output(f"cp -p {KEY} /root/replica-key.good && ssh-keygen -q -t ed25519 -N '' -f /tmp/wrong -C x "
-                      f"&& cat /tmp/wrong > {KEY} && rm -f /tmp/wrong /tmp/wrong.pub")
+    host.check_output(
+        f"cp -p {KEY} /root/replica-key.good && ssh-keygen -q -t ed25519 -N '' -f /tmp/wrong -C x "
+        f"&& cat /tmp/wrong > {KEY} && rm -f /tmp/wrong /tmp/wrong.pub"
+    )
     since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
     try:
         host.check_output(f"systemctl restart {REPLICATE} || true")
-        wait_for(lambda: host.run(f"systemctl is-failed {REPLICATE}").stdout.strip() == "failed", 90,
-                 "the replication unit to give up")
+        wait_for(
+            lambda: host.run(f"systemctl is-failed {REPLICATE}").stdout.strip() == "failed",
+            90,
+            "the replication unit to give up",
+        )
         journal = host.check_output(f"journalctl --no-pager --since {quote(since)} -u {REPLICATE}")
         assert "unable to authenticate" in journal
-        alarm = wait_for(lambda: host.run(f"journalctl --no-pager --since {quote(since)} "
-                                          "-t ctv-bookedbiz-db-alarm -p err").stdout.count(REPLICATE), 30,
-                         "the alarm")
+        alarm = wait_for(
+            lambda: host.run(
+                f"journalctl --no-pager --since {quote(since)} -t ctv-bookedbiz-db-alarm -p err"
+            ).stdout.count(REPLICATE),
+            30,
+            "the alarm",
+        )
         assert alarm
         # The check says so too, and /health shows it.
         assert host.run(f"systemctl start {CHECK}.service").rc != 0
@@ -195,8 +223,10 @@ def test_a_wrong_key_makes_the_replication_fail_visibly_and_raise_the_alarm(host
 
 
 def untouched(host) -> tuple[str, str]:
-    return (host.check_output(f"sha256sum {DB} | cut -d' ' -f1"),
-            host.check_output("systemctl show -p MainPID --value ctv-bookedbiz-db.service"))
+    return (
+        host.check_output(f"sha256sum {DB} | cut -d' ' -f1"),
+        host.check_output("systemctl show -p MainPID --value ctv-bookedbiz-db.service"),
+    )
 
 
 @only_default
@@ -219,8 +249,10 @@ def test_restore_from_an_empty_replica_fails_before_touching_the_database(host):
     # (Litestream checkpoints the WAL into the database as it stops.)
     host.check_output(f"systemctl stop {REPLICATE}")
     before = untouched(host)
-    backup(f"mv {CHROOT}/replica {CHROOT}/replica.moved && install -d -o {REPLICA_USER} -g {REPLICA_USER} "
-           f"-m 0700 {CHROOT}/replica")
+    backup(
+        f"mv {CHROOT}/replica {CHROOT}/replica.moved && install -d -o {REPLICA_USER} -g {REPLICA_USER} "
+        f"-m 0700 {CHROOT}/replica"
+    )
     try:
         run = playbook("-e", "ctv_bookedbiz_db_restore_backup=replica", name="restore.yml", json_output=False)
     finally:
@@ -241,8 +273,16 @@ def spots(host, db: str = DB) -> str:
 
 def caught_up(host) -> dict:
     time.sleep(2)  # Litestream ships once a second; let it see the last commit.
-    return wait_for(lambda: (s := replica_state(host))["local_txid"] and s["replica_txid"]
-                    and s["replica_txid"] >= s["local_txid"] and s, 60, "the replica to catch up")
+    return wait_for(
+        lambda: (
+            (s := replica_state(host))["local_txid"]
+            and s["replica_txid"]
+            and s["replica_txid"] >= s["local_txid"]
+            and s
+        ),
+        60,
+        "the replica to catch up",
+    )
 
 
 @only_default
@@ -264,7 +304,9 @@ def test_a_restore_while_replicating_pauses_it_and_the_replica_follows_the_resto
     assert host.service(REPLICATE).is_running
     assert host.check_output(f"systemctl show -p MainPID --value {REPLICATE}") != replicating
     caught_up(host)
-    fetched = host.run(f"rm -f /tmp/replica-now.db && /opt/venvs/litestream/bin/litestream restore "
-                       f"-no-expand-env -config {CONFIG} -o /tmp/replica-now.db {DB}")
+    fetched = host.run(
+        f"rm -f /tmp/replica-now.db && /opt/venvs/litestream/bin/litestream restore "
+        f"-no-expand-env -config {CONFIG} -o /tmp/replica-now.db {DB}"
+    )
     assert fetched.rc == 0, fetched.stderr
     assert spots(host, "/tmp/replica-now.db") == backed_up

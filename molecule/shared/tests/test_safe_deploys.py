@@ -56,7 +56,7 @@ TOTALS_SQL = (
 
 def sql(host, statement: str) -> str:
     # As the runtime user: root would leave root-owned WAL files behind.
-    return run_as(host, USER, f"sqlite3 {DB} \"{statement}\"").stdout.strip()
+    return run_as(host, USER, f'sqlite3 {DB} "{statement}"').stdout.strip()
 
 
 def totals(host) -> str:
@@ -166,8 +166,10 @@ def test_a_release_that_cannot_start_is_rolled_back(host, tmp_path, migration):
     version = sql(host, "PRAGMA user_version")
 
     run = playbook(
-        "-e", f"ctv_bookedbiz_db_app_src={broken_app(tmp_path, migration=migration)}",
-        "-e", "ctv_bookedbiz_db_health_timeout=8",
+        "-e",
+        f"ctv_bookedbiz_db_app_src={broken_app(tmp_path, migration=migration)}",
+        "-e",
+        "ctv_bookedbiz_db_health_timeout=8",
         name="deploy.yml",
         json_output=False,
     )
@@ -272,8 +274,10 @@ def test_restore_refuses_while_a_reader_holds_the_database_and_loses_no_commit(h
     expected = totals(host)
     host.check_output(
         f"systemd-run --unit=ctv-test-reader --uid={USER} python3 -c "
-        + quote(f"import sqlite3, time; c = sqlite3.connect('{DB}'); c.execute('BEGIN'); "
-                "c.execute('SELECT count(*) FROM spots').fetchall(); time.sleep(300)")
+        + quote(
+            f"import sqlite3, time; c = sqlite3.connect('{DB}'); c.execute('BEGIN'); "
+            "c.execute('SELECT count(*) FROM spots').fetchall(); time.sleep(300)"
+        )
     )
     try:
         reader = host.check_output("systemctl show -p MainPID --value ctv-test-reader")
@@ -292,7 +296,7 @@ def test_restore_refuses_while_a_reader_holds_the_database_and_loses_no_commit(h
     run = playbook("-e", "ctv_bookedbiz_db_restore_backup=latest", name="restore.yml")
     assert run.returncode == 0, failure_output(run)
     kept = host.check_output(f"ls -1 {BACKUPS} | grep -- '-before-restore.db$' | tail -n 1")
-    kept_totals = run_as(host, USER, f"sqlite3 {BACKUPS}/{kept} \"{TOTALS_SQL}\"").stdout.strip()
+    kept_totals = run_as(host, USER, f'sqlite3 {BACKUPS}/{kept} "{TOTALS_SQL}"').stdout.strip()
     assert kept_totals == expected
 
 
@@ -306,8 +310,9 @@ def test_a_deploy_whose_backup_fails_leaves_the_running_service_alone(host, tmp_
     pages = int(host.check_output(f"stat -c %s {DB}")) // 4096
     run_as(host, USER, f"head -c 4096 /dev/urandom | dd of={DB} bs=4096 seek={pages // 2} conv=notrunc status=none")
     try:
-        run = playbook("-e", f"ctv_bookedbiz_db_app_src={changed_app(tmp_path, 'unbacked')}",
-                       name="deploy.yml", json_output=False)
+        run = playbook(
+            "-e", f"ctv_bookedbiz_db_app_src={changed_app(tmp_path, 'unbacked')}", name="deploy.yml", json_output=False
+        )
         assert run.returncode != 0
         assert "failed before any new release was put in place" in output_of(run), output_of(run)[-3000:]
         assert "the backup failed" in output_of(run) and "no backup was removed" in output_of(run)
@@ -338,9 +343,14 @@ def test_backups_are_kept_per_kind_and_restore_copies_are_never_removed(host):
 def test_restore_of_a_backup_from_before_a_migration_migrates_it(host):
     expected = totals(host)
     old = f"{BACKUPS}/production-20200101T000000.000000000Z-manual.db"
-    run_as(host, USER, f"sqlite3 {DB} \"VACUUM INTO '{old}'\" && sqlite3 {old} "
-           + quote("DROP TABLE data_version; DROP INDEX spot_totals_month; DROP TABLE spot_totals; "
-                   "PRAGMA user_version = 2;"))
+    run_as(
+        host,
+        USER,
+        f"sqlite3 {DB} \"VACUUM INTO '{old}'\" && sqlite3 {old} "
+        + quote(
+            "DROP TABLE data_version; DROP INDEX spot_totals_month; DROP TABLE spot_totals; PRAGMA user_version = 2;"
+        ),
+    )
     try:
         run = playbook("-e", f"ctv_bookedbiz_db_restore_backup={old}", name="restore.yml", json_output=False)
         assert run.returncode == 0, output_of(run)[-3000:]
@@ -357,9 +367,13 @@ def test_rollback_after_a_migrating_deploy_refuses_then_restores_on_request(host
     dump = run_as(host, USER, f"sqlite3 {DB} .dump").stdout
     app = copy_app(tmp_path)
     db_py = app / "src" / "db.py"
-    db_py.write_text(db_py.read_text() + (
-        '\nMIGRATIONS = MIGRATIONS + ("CREATE TABLE rollback_probe (id INTEGER PRIMARY KEY);",)'
-        "\nLATEST_VERSION = len(MIGRATIONS)\n"))
+    db_py.write_text(
+        db_py.read_text()
+        + (
+            '\nMIGRATIONS = MIGRATIONS + ("CREATE TABLE rollback_probe (id INTEGER PRIMARY KEY);",)'
+            "\nLATEST_VERSION = len(MIGRATIONS)\n"
+        )
+    )
     run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
     assert run.returncode == 0, failure_output(run)
     second = current_release(host)
@@ -386,8 +400,11 @@ def test_a_run_killed_after_the_unpack_is_finished_by_the_next_one(host, tmp_pat
     app = changed_app(tmp_path, "killed run")
     # A short ControlPersist, so that the killed run's SSH connection (and
     # with it the lock) goes in seconds rather than a minute.
-    killed = start_playbook("-e", f"ctv_bookedbiz_db_app_src={app}", env={
-        "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=3s"})
+    killed = start_playbook(
+        "-e",
+        f"ctv_bookedbiz_db_app_src={app}",
+        env={"ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=3s"},
+    )
     read_until(killed, "List what is in the code tree")  # the unpack is done
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait()

@@ -57,9 +57,7 @@ def in_service(host, command: str):
     assert pid != "0"
     uid = host.user(USER).uid
     gid = host.group(USER).gid
-    return host.run(
-        f"nsenter --target {pid} --mount --user --setuid {uid} --setgid {gid} -- sh -c '{command}'"
-    )
+    return host.run(f"nsenter --target {pid} --mount --user --setuid {uid} --setgid {gid} -- sh -c '{command}'")
 
 
 def test_service_can_write_its_data_directory(host):
