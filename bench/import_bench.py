@@ -17,8 +17,7 @@ import _common as c
 def import_runs(path, runs: int) -> dict:
     """Wall time of `import FILE` into an empty database, then again into
     the populated one (every month replaced)."""
-    out = {key: [] for key in ("empty_db_s", "empty_db_cpu_s", "replace_s",
-                               "replace_cpu_s")}
+    out = {key: [] for key in ("empty_db_s", "empty_db_cpu_s", "replace_s", "replace_cpu_s")}
     for _ in range(runs):
         _, env = c.fresh_database("import")
         for key in ("empty_db", "replace"):
@@ -31,6 +30,7 @@ def import_runs(path, runs: int) -> dict:
 def read_times(path, runs: int) -> list[float]:
     """In-process reading and validating alone (no database)."""
     from src.importer import read_spot_file
+
     times = []
     for _ in range(runs):
         gc.disable()
@@ -46,7 +46,8 @@ BARE_INSERT = (
     " agency, sales_person, revenue_type, spot_type, language_code, market,"
     " length_seconds, gross_rate, station_net, broker_fees, contract,"
     " source_file, import_batch_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def bare_insert(rows, runs: int, *, order: str) -> list[float]:
@@ -67,16 +68,13 @@ def bare_insert(rows, runs: int, *, order: str) -> list[float]:
         conn = db.connect(db_path)
         with db.transaction(conn):
             batch = conn.execute(
-                "INSERT INTO import_batches (kind, source_file, started_at)"
-                " VALUES ('bench', 'bench', '')").lastrowid
+                "INSERT INTO import_batches (kind, source_file, started_at) VALUES ('bench', 'bench', '')"
+            ).lastrowid
             ids = {}
             for row in rows:
                 if row[3] not in ids:
-                    ids[row[3]] = conn.execute(
-                        "INSERT INTO customers (name) VALUES (?)",
-                        (row[3],)).lastrowid
-        params = [(*row[:3], ids[row[3]], *row[4:], None, batch)
-                  for row in rows]
+                    ids[row[3]] = conn.execute("INSERT INTO customers (name) VALUES (?)", (row[3],)).lastrowid
+        params = [(*row[:3], ids[row[3]], *row[4:], None, batch) for row in rows]
         gc.disable()
         started = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
@@ -108,18 +106,19 @@ def main() -> None:
         summary["rows_per_s"] = args.spots / summary["empty_db_s"]
         summary["replace_rows_per_s"] = args.spots / summary["replace_s"]
         summary["cpu_rows_per_s"] = args.spots / summary["empty_db_cpu_s"]
-        results["formats"][kind] = {"file_mb": round(
-            path.stat().st_size / 1e6, 1), "runs_s": times,
-            "median": summary}
+        results["formats"][kind] = {"file_mb": round(path.stat().st_size / 1e6, 1), "runs_s": times, "median": summary}
 
     from src.importer import read_spot_file
+
     rows = read_spot_file(files["csv"])
-    bare = {order: bare_insert(rows, args.runs, order=order)
-            for order in ("file", "month")}
+    bare = {order: bare_insert(rows, args.runs, order=order) for order in ("file", "month")}
     limit = min(c.median(v) for v in bare.values())
     results["bare_insert"] = {
-        "runs_s": bare, "median_s": {k: c.median(v) for k, v in bare.items()},
-        "limit_s": limit, "limit_rows_per_s": args.spots / limit}
+        "runs_s": bare,
+        "median_s": {k: c.median(v) for k, v in bare.items()},
+        "limit_s": limit,
+        "limit_rows_per_s": args.spots / limit,
+    }
     csv_s = results["formats"]["csv"]["median"]["empty_db_s"]
     results["csv_vs_bare"] = csv_s / limit
 
@@ -127,15 +126,15 @@ def main() -> None:
     print(f"{'what':44} {'median s':>9} {'rows/s':>10}")
     for kind, entry in results["formats"].items():
         m = entry["median"]
-        for key, text in (("empty_db_s", "import into empty db"),
-                          ("empty_db_cpu_s", "  its CPU time (user+sys)"),
-                          ("replace_s", "import again (replace)"),
-                          ("read_validate_s", "read+validate only")):
-            print(f"{kind + ' ' + text:44} {m[key]:9.2f} "
-                  f"{args.spots / m[key]:10,.0f}")
+        for key, text in (
+            ("empty_db_s", "import into empty db"),
+            ("empty_db_cpu_s", "  its CPU time (user+sys)"),
+            ("replace_s", "import again (replace)"),
+            ("read_validate_s", "read+validate only"),
+        ):
+            print(f"{kind + ' ' + text:44} {m[key]:9.2f} {args.spots / m[key]:10,.0f}")
     for order, value in results["bare_insert"]["median_s"].items():
-        print(f"{'bare executemany, rows in ' + order + ' order':44} "
-              f"{value:9.2f} {args.spots / value:10,.0f}")
+        print(f"{'bare executemany, rows in ' + order + ' order':44} {value:9.2f} {args.spots / value:10,.0f}")
     print(f"CSV import / bare-insert limit: {results['csv_vs_bare']:.2f}x")
     c.write_results("import", args.label, results)
 

@@ -28,16 +28,20 @@ import _common as c
 
 NORMALISE = re.compile(
     r"^(INSERT INTO \"import_batches\" VALUES\(\d+,'[^']*'),"
-    r"'[^']*',(?:'[^']*'|NULL),'[^']*',(?:'[^']*'|NULL),")
+    r"'[^']*',(?:'[^']*'|NULL),'[^']*',(?:'[^']*'|NULL),"
+)
 
 
 def run(code: Path, env: dict, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-c", "from src.cli import main; main()", *args],
-        cwd=code, env=env, text=True, capture_output=True)
+        cwd=code,
+        env=env,
+        text=True,
+        capture_output=True,
+    )
     if done.returncode != 0:
-        sys.exit(f"{code}: {' '.join(args)} failed:\n{done.stdout}"
-                 f"{done.stderr}")
+        sys.exit(f"{code}: {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     return done.stdout
 
 
@@ -50,23 +54,23 @@ def fill(code: Path, work: Path, path: Path) -> list[str]:
     run(code, env, "import", str(path))
     run(code, env, "import", str(path))
     conn = sqlite3.connect(db_path)
-    first = conn.execute(
-        "SELECT min(broadcast_month) FROM spots").fetchone()[0]
+    first = conn.execute("SELECT min(broadcast_month) FROM spots").fetchone()[0]
     conn.close()
     run(c.APP, env, "close-month", first)
     run(code, env, "import", str(path))
     conn = sqlite3.connect(db_path)
-    lines = [NORMALISE.sub(r"\1,-,-,-,-,", line)
-             for line in conn.iterdump()
-             if not line.startswith('INSERT INTO "month_closures"')]
+    lines = [
+        NORMALISE.sub(r"\1,-,-,-,-,", line)
+        for line in conn.iterdump()
+        if not line.startswith('INSERT INTO "month_closures"')
+    ]
     conn.close()
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", default="HEAD",
-                        help="commit whose app/src is the reference")
+    parser.add_argument("--base", default="HEAD", help="commit whose app/src is the reference")
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ctv-compare-") as tmp:
@@ -74,30 +78,24 @@ def main() -> None:
         old = tmp / "old"
         old.mkdir()
         archive = subprocess.run(
-            ["git", "archive", args.base, "app/src"], cwd=c.ROOT,
-            capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(old), "--strip-components=1"],
-                       input=archive, check=True)
+            ["git", "archive", args.base, "app/src"], cwd=c.ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(old), "--strip-components=1"], input=archive, check=True)
         failed = False
         for path in args.files:
             path = path.resolve()
             before = fill(old, tmp / "db-old", path)
             after = fill(c.APP, tmp / "db-new", path)
             digest = hashlib.sha256("\n".join(after).encode()).hexdigest()
-            spots = sum(line.startswith('INSERT INTO "spots"')
-                        for line in after)
+            spots = sum(line.startswith('INSERT INTO "spots"') for line in after)
             if before == after:
-                print(f"{path.name}: identical ({len(after)} dump lines, "
-                      f"{spots} spots, sha256 {digest[:16]})")
+                print(f"{path.name}: identical ({len(after)} dump lines, {spots} spots, sha256 {digest[:16]})")
                 continue
             failed = True
-            diffs = [i for i, (a, b) in enumerate(zip(before, after, strict=False))
-                     if a != b]
-            print(f"{path.name}: DIFFERENT: {len(before)} vs {len(after)} "
-                  f"lines, {len(diffs)} differ")
+            diffs = [i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b]
+            print(f"{path.name}: DIFFERENT: {len(before)} vs {len(after)} lines, {len(diffs)} differ")
             for i in diffs[:5]:
-                print(f"  {args.base}: {before[i][:160]}\n"
-                      f"  new:    {after[i][:160]}")
+                print(f"  {args.base}: {before[i][:160]}\n  new:    {after[i][:160]}")
         sys.exit(1 if failed else 0)
 
 
