@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import getpass
 import grp
+import http.server
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,17 +67,20 @@ class Host:
             "cli": str(CLI),
             "app_env": self.env,
             "max_lock_seconds": 60,
+            "audit_log": str(self.root / "audit.log"),
+            "alarm_file": str(self.root / "alarm.json"),
         }
         settings.update(changes)
         self.settings.write_text(json.dumps(settings))
 
-    def admin(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    def admin(self, *args: str, env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
         base = {k: v for k, v in os.environ.items() if not k.startswith("CTV_BOOKEDBIZ_DB_LOCK_")}
         return subprocess.run(
             [sys.executable, str(TOOL), "--config", str(self.settings), *args],
             capture_output=True,
             text=True,
             check=False,
+            input=input,
             env={**base, "CTV_BOOKEDBIZ_DB_LOCK_WAIT": "1", **(env or {})},
         )
 
@@ -720,3 +725,108 @@ def test_the_roles_s3_configuration_replicates_to_a_real_s3_server_and_restores(
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+# --- operations: the app's command line, the audit log, the status, the alarms -------
+
+
+def test_app_runs_the_apps_command_line_with_the_services_environment(host):
+    added = host.admin("app", "users", "add", "carol", "--role", "ae", input="a password of carol's\n")
+    assert added.returncode == 0, added.stderr
+    listed = host.admin("app", "users", "list")
+    assert listed.returncode == 0 and "carol" in listed.stdout
+    # The app's own exit status and message come through.
+    refused = host.admin("app", "users", "set-role", "nobody", "--role", "ae")
+    assert refused.returncode == 1 and "nobody" in refused.stderr
+
+
+def test_the_audit_log_gets_one_line_per_change_and_refuses_unknown_actions(host):
+    for result in ("ok", "failed"):
+        run = host.admin("audit", "import", "--by", "ann@desk", "--result", result, "--detail", "weekly.csv\nbatch 7")
+        assert run.returncode == 0, run.stderr
+    lines = (host.root / "audit.log").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [(r["action"], r["result"], r["by"], r["detail"]) for r in records] == [
+        ("import", "ok", "ann@desk", "weekly.csv batch 7"),
+        ("import", "failed", "ann@desk", "weekly.csv batch 7"),
+    ]
+    assert (host.root / "audit.log").stat().st_mode & 0o777 == 0o640
+    assert host.admin("audit", "format-disk", "--by", "x", "--result", "ok").returncode != 0
+    assert len((host.root / "audit.log").read_text().splitlines()) == 2
+
+
+def test_status_shows_who_shipped_the_live_release_the_kept_ones_backups_and_changes(host):
+    deploy(host, "a" * 16, "one")
+    assert host.admin("release", "keep").returncode == 0
+    assert host.admin("release", "begin", "b" * 16).returncode == 0
+    commit = host.admin(
+        "release",
+        "commit",
+        "b" * 16,
+        "--by",
+        "ann@desk",
+        "--commit",
+        "c0ffee" * 6 + "abcd",
+        "--dirty",
+        "--version",
+        "0.2.0",
+    )
+    assert commit.returncode == 0, commit.stderr
+    backup = host.admin("backup", "manual").stdout.strip()
+    host.admin("audit", "deploy", "--by", "ann@desk", "--result", "ok", "--detail", "release " + "b" * 16)
+    report = json.loads(host.admin("status", "--json").stdout)
+    assert {k: report["live"][k] for k in ("release", "by", "commit", "dirty", "version")} == {
+        "release": "b" * 16,
+        "by": "ann@desk",
+        "commit": "c0ffee" * 6 + "abcd",
+        "dirty": True,
+        "version": "0.2.0",
+    }
+    assert [entry["release"] for entry in report["kept"]] == ["a" * 16]
+    assert report["backups"][0]["name"] == Path(backup).name and report["backups"][0]["label"] == "manual"
+    assert report["changes"][-1]["action"] == "deploy"
+    text = host.admin("status").stdout
+    assert "live release:  " + "b" * 16 in text and "(with uncommitted changes)" in text and "by ann@desk" in text
+    assert "kept release:  " + "a" * 16 in text and "manual" in text and "deploy ok" in text
+
+
+class Listener:
+    """A webhook on the loopback: what was POSTed to it, by path."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_notify_posts_a_failure_to_the_alarm_url_and_a_success_to_the_ping_url(host):
+    listener = Listener()
+    try:
+        # No URLs: nothing is sent, and that is not an error.
+        assert host.admin("notify", "ctv-bookedbiz-db-backup.service").returncode == 0
+        (host.root / "alarm.json").write_text(
+            json.dumps({"alarm_url": listener.url + "/alarm/s3cr3t", "backup_ping_url": listener.url + "/ping/s3cr3t"})
+        )
+        assert host.admin("notify", "ctv-bookedbiz-db-backup.service").returncode == 0
+        assert host.admin("notify", "ctv-bookedbiz-db-backup.service", "--ok").returncode == 0
+        assert [(path, body["unit"], body["state"]) for path, body in listener.received] == [
+            ("/alarm/s3cr3t", "ctv-bookedbiz-db-backup.service", "failed"),
+            ("/ping/s3cr3t", "ctv-bookedbiz-db-backup.service", "succeeded"),
+        ]
+    finally:
+        listener.server.shutdown()
+    # A webhook that does not answer: the notify unit fails, without the URL's token in the journal.
+    run = host.admin("notify", "ctv-bookedbiz-db.service")
+    assert run.returncode == 1 and "could not be sent" in run.stderr and "s3cr3t" not in run.stderr
