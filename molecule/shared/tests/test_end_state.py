@@ -5,7 +5,10 @@ Each test maps to an item of the end state in the repository's README
 """
 
 import json
+import os
 import tomllib
+
+import pytest
 
 from conftest import (
     ADMIN,
@@ -291,6 +294,10 @@ def test_reports_need_a_login(host):
     assert "/auth/login" in location
 
 
+@pytest.mark.skipif(
+    os.environ.get("MOLECULE_SCENARIO_NAME") == "legacy",
+    reason="a failed login writes to the database, which the legacy host must keep byte for byte",
+)
 def test_a_client_cannot_choose_the_address_the_login_throttle_counts(host):
     """No proxy is trusted by default (FORWARDED_ALLOW_IPS empty in the env file, the unit's
     command line the record's): an X-Forwarded-For from a client on the host itself, which

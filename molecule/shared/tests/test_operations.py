@@ -1,0 +1,196 @@
+"""The weekly work from the control machine: an import, a user, what is deployed, alarms.
+
+Each is one playbook run, as the README's operator's guide gives it, with real files
+the app itself exported (`demo-data --export`), a real refused file, a real failing
+backup (its directory made unwritable) and a real webhook on the host's loopback.
+The output and the host's process list are searched for the password.
+
+These run only in the default scenario (a host built from bare Debian).
+"""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import (
+    ADMIN,
+    DB,
+    PROJECT_DIR,
+    log_in,
+    output_of,
+    playbook,
+    quote,
+    sql,
+    start_playbook,
+)
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("MOLECULE_SCENARIO_NAME", "default") != "default",
+    reason="the everyday operations are exercised in the default scenario",
+)
+
+AUDIT_LOG = "/var/log/ctv-bookedbiz-db/audit.log"
+DATA_DIR = "/var/lib/ctv-bookedbiz-db"
+PASSWORD = "vault-kept password of erin 7Qx!"
+# Where the default instance's alarms go (molecule/shared/host_vars/ctv-bookedbiz-db-default.yml).
+WEBHOOK_PORT = 18765
+RECEIVED = "/root/webhook-received.jsonl"
+LISTENER = f"""
+import http.server, json
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with open("{RECEIVED}", "a") as out:
+            out.write(json.dumps({{"path": self.path, **body}}) + "\\n")
+        self.send_response(200)
+        self.end_headers()
+http.server.HTTPServer(("127.0.0.1", {WEBHOOK_PORT}), Handler).serve_forever()
+"""
+
+
+def operator() -> str:
+    """Who the runs say ran them: this control machine's user and host."""
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    return f"{user}@{subprocess.run(['hostname'], capture_output=True, text=True, check=True).stdout.strip()}"
+
+
+def audit(host) -> list[dict]:
+    return [json.loads(line) for line in host.check_output(f"cat {AUDIT_LOG}").splitlines()]
+
+
+def exported(host, tmp_path, name: str, spots: int, seed: int) -> tuple:
+    """A weekly file the app itself writes, brought to the control machine."""
+    remote = f"/tmp/{name}"
+    host.check_output(
+        f"{ADMIN} app demo-data --spots {spots} --seed {seed} --start 2024-01 --months 3 --export {remote} --no-db"
+    )
+    local = tmp_path / name
+    local.write_text(host.check_output(f"cat {remote}") + "\n")
+    return local, local.read_text().splitlines()
+
+
+def staged_copies(host) -> str:
+    return host.check_output(f"find {DATA_DIR} -maxdepth 1 -name '.incoming-*'")
+
+
+def test_the_weekly_import_is_one_command_and_prints_the_apps_summary(host, tmp_path):
+    weekly, _ = exported(host, tmp_path, "weekly.csv", 1500, 21)
+    run = playbook("-e", f"ctv_bookedbiz_db_import_file={weekly}", name="import.yml", json_output=False)
+    out = output_of(run)
+    assert run.returncode == 0, out[-3000:]
+    assert "imported 1500 spots for Jan 2024, Feb 2024, Mar 2024" in out
+    assert sql(host, "SELECT count(*) FROM spots WHERE broadcast_month BETWEEN '2024-01' AND '2024-03'") == "1500"
+    # The app keeps its own copy; the staged one is gone.
+    assert staged_copies(host) == ""
+    assert host.check_output(f"ls {DATA_DIR}/processed").endswith("-weekly.csv")
+    (last,) = audit(host)[-1:]
+    assert (last["action"], last["result"], last["by"], last["detail"]) == ("import", "ok", operator(), "weekly.csv")
+
+
+def test_a_refused_file_fails_with_the_apps_row_numbered_errors_and_changes_nothing(host, tmp_path):
+    _, lines = exported(host, tmp_path, "refused.csv", 40, 22)
+    lines[3] = lines[3].replace("-24,", "-2x,", 1)  # row 4 (the header is row 1): no such month
+    lines[6] = ",".join(lines[6].split(",")[:-4] + ["lots"] + lines[6].split(",")[-3:])  # row 7: no amount
+    refused = tmp_path / "refused.csv"
+    refused.write_text("\n".join(lines) + "\n")
+    before = host.check_output(f"sudo -u ctvbooked sqlite3 {DB} .dump | sha256sum")
+    run = playbook("-e", f"ctv_bookedbiz_db_import_file={refused}", name="import.yml", json_output=False)
+    out = output_of(run)
+    assert run.returncode != 0
+    assert "row 4: broadcast_month" in out and "row 7: gross_rate" in out, out[-3000:]
+    assert host.check_output(f"sudo -u ctvbooked sqlite3 {DB} .dump | sha256sum") == before
+    assert staged_copies(host) == ""
+    assert audit(host)[-1]["result"] == "failed"
+
+
+def test_a_user_is_added_with_a_password_from_vault_that_never_shows(host, tmp_path):
+    vault_pass = tmp_path / "vault-pass"
+    vault_pass.write_text("a vault password\n")
+    secrets = tmp_path / "erin.vault.yml"
+    secrets.write_text(f"ctv_bookedbiz_db_user_password: {json.dumps(PASSWORD)}\n")
+    subprocess.run(
+        ["ansible-vault", "encrypt", "--vault-password-file", str(vault_pass), str(secrets)],
+        check=True,
+        capture_output=True,
+    )
+    run = start_playbook(
+        "-e",
+        f"@{secrets}",
+        "--vault-password-file",
+        str(vault_pass),
+        "-e",
+        "ctv_bookedbiz_db_user_action=add",
+        "-e",
+        "ctv_bookedbiz_db_user_name=erin",
+        "-e",
+        "ctv_bookedbiz_db_user_role=management",
+        name="users.yml",
+    )
+    # The host's process list, all through the run: the password is on no command line.
+    seen = []
+    while run.poll() is None:
+        seen.append(host.check_output("ps -eo args"))
+        time.sleep(0.2)
+    out = run.stdout.read()
+    assert run.returncode == 0, out[-3000:]
+    assert PASSWORD not in out and not any(PASSWORD in listing for listing in seen)
+    assert PASSWORD not in host.check_output(f"cat {AUDIT_LOG}")
+    assert log_in(host, "erin", PASSWORD) == "302"
+    assert audit(host)[-1]["detail"] == "add erin management"
+
+
+def test_status_says_what_is_deployed_and_by_whom(host):
+    run = playbook(name="status.yml", json_output=False)
+    out = output_of(run)
+    assert run.returncode == 0, out[-3000:]
+    live = json.loads(host.check_output(f"{ADMIN} status --json"))["live"]
+    commit = subprocess.run(
+        ["git", "-C", str(PROJECT_DIR), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert live["commit"] == commit and live["by"] == operator() and live["version"]
+    assert f"live release: {live['release']}" in out and f"by {operator()}" in out
+    assert "service: active (running)" in out
+    assert "import ok" in out and "users ok" in out  # the last changes, from the audit log
+
+
+@pytest.fixture
+def webhook(host):
+    """A webhook listening on the host's loopback, as the alarm URLs name it."""
+    host.check_output(f"rm -f {RECEIVED}; systemd-run --unit ctv-test-webhook --collect python3 -c {quote(LISTENER)}")
+    deadline = time.monotonic() + 10
+    while host.run(f"ss -Hltn 'sport = :{WEBHOOK_PORT}' | grep -q LISTEN").rc:
+        assert time.monotonic() < deadline, "the webhook did not start"
+        time.sleep(0.2)
+    yield lambda: [json.loads(line) for line in host.run(f"cat {RECEIVED}").stdout.splitlines()]
+    host.run("systemctl stop ctv-test-webhook")
+
+
+def wait_for(read, predicate, what: str, seconds: float = 20):
+    deadline = time.monotonic() + seconds
+    while not predicate(found := read()):
+        assert time.monotonic() < deadline, f"{what}: {found}"
+        time.sleep(0.3)
+    return found
+
+
+def test_a_failing_backup_raises_the_alarm_and_a_good_one_pings(host, webhook):
+    backups = "/var/backups/ctv-bookedbiz-db"
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    host.check_output(f"chmod 0500 {backups}")
+    try:
+        assert host.run("systemctl start ctv-bookedbiz-db-backup.service").rc != 0
+    finally:
+        host.check_output(f"chmod 0750 {backups}")
+    got = wait_for(webhook, lambda found: any(r["path"] == "/alarm" for r in found), "no alarm")
+    alarm = next(r for r in got if r["path"] == "/alarm")
+    assert (alarm["unit"], alarm["state"]) == ("ctv-bookedbiz-db-backup.service", "failed")
+    journal = host.check_output(f"journalctl --no-pager --since {quote(since)} -t ctv-bookedbiz-db-alarm -p err")
+    assert "ctv-bookedbiz-db-backup.service failed" in journal
+    # A backup that works pings, so that silence would be the alarm.
+    host.check_output("systemctl reset-failed ctv-bookedbiz-db-backup.service; systemctl start ctv-bookedbiz-db-backup")
+    got = wait_for(webhook, lambda found: any(r["path"] == "/ping" for r in found), "no ping")
+    ping = next(r for r in got if r["path"] == "/ping")
+    assert (ping["unit"], ping["state"]) == ("ctv-bookedbiz-db-backup.service", "succeeded")
