@@ -8,10 +8,12 @@ session secret.  Every command that writes the database is decorated with
 
 from __future__ import annotations
 
+import errno
 import functools
 import gc
 import os
 import pwd
+import re
 import shutil
 import sqlite3
 import sys
@@ -22,9 +24,8 @@ from pathlib import Path
 
 import click
 
-from . import bulkimport, config, db, hostlock
-from .importer import (ImportFileError, count_lines, read_budget_file,
-                       read_spot_file)
+from . import config, db, hostlock
+from .importer import ImportFileError, read_budget_file, read_spot_file
 from .months import MonthError, label, parse_month
 
 MIN_PASSWORD_LENGTH = 8
@@ -122,14 +123,6 @@ def _month(value: str) -> str:
         return parse_month(value)
     except MonthError as exc:
         raise click.BadParameter(str(exc)) from None
-
-
-def _progress(label_text: str, length: int):
-    """A progress bar on a terminal; otherwise nothing."""
-    if not sys.stderr.isatty() or length <= 0:
-        return None
-    return click.progressbar(length=length, label=label_text,
-                             file=sys.stderr)
 
 
 @click.group()
@@ -310,22 +303,118 @@ def _file_problems(file: Path):
         yield
     except ImportFileError as exc:
         _report_errors(exc, file)
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(
-            f"{file} is not UTF-8 text (byte {exc.start}); save the CSV "
-            "as UTF-8. Nothing was imported.") from None
     except OSError as exc:
         if exc.filename is None or Path(exc.filename) != file:
             raise
         raise click.ClickException(f"{file}: {exc}") from None
 
 
+def _rate(started: float, length: int):
+    """What the progress bar shows after its bar: rows per second and the
+    time left at that rate."""
+    def show(done: int | None) -> str:
+        elapsed = time.perf_counter() - started
+        if not done or elapsed <= 0:
+            return ""
+        rate = done / elapsed
+        return f"{rate:,.0f} rows/s, {(length - done) / rate:.1f}s left"
+    return show
+
+
 def _run_with_progress(text: str, length: int, work):
-    bar = _progress(text, length)
-    if bar is None:
+    """``work(update)`` with a progress bar of ``length`` rows on stderr
+    when it is a terminal (rate and time left); else ``work(None)``."""
+    if not sys.stderr.isatty() or length <= 0:
         return work(None)
-    with bar:
-        return work(bar.update)
+    started = time.perf_counter()
+    show = _rate(started, length)
+    done = 0
+    with click.progressbar(length=length, label=text, file=sys.stderr,
+                           show_eta=False, show_percent=True,
+                           item_show_func=show, update_min_steps=1) as bar:
+        def update(count: int) -> None:
+            nonlocal done
+            done += count
+            bar.update(count, done)
+        return work(update)
+
+
+_ARCHIVED = re.compile(r"batch-(\d+)-")
+
+
+def _highest_archived(data_dir: Path) -> int:
+    """The highest batch id of a file archived in DATA_PATH (0 if none)."""
+    numbers = [int(match.group(1)) for name in os.listdir(data_dir)
+               if (match := _ARCHIVED.match(name))]
+    return max(numbers, default=0)
+
+
+class _Archive:
+    """The copy of an imported file kept in DATA_PATH as
+    batch-NNNNNN-<name>.  :meth:`copy` (inside the import's transaction)
+    writes it unnamed (O_TMPFILE), so that a failure, a full disk or a
+    kill leaves nothing behind; :meth:`name` (after the commit) links it
+    under its name, never over an existing file.  Where the file system
+    has no O_TMPFILE the copy is written under a hidden name, removed on
+    failure."""
+
+    def __init__(self, file: Path, folder: Path):
+        self.file = file
+        self.folder = folder
+        self.fd: int | None = None
+        self.hidden: Path | None = None
+        self.target: Path | None = None
+
+    def copy(self, batch_id: int) -> str:
+        target = self.folder / f"batch-{batch_id:06d}-{self.file.name}"
+        if os.path.lexists(target):
+            raise click.ClickException(
+                f"{target} exists already: it is not overwritten. Nothing "
+                "was imported.")
+        try:
+            try:
+                self.fd = os.open(self.folder, os.O_TMPFILE | os.O_WRONLY,
+                                  0o640)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR,
+                                     errno.EINVAL):
+                    raise
+                self.hidden = self.folder / f".{target.name}.partial"
+                self.fd = os.open(self.hidden, os.O_WRONLY | os.O_CREAT
+                                  | os.O_TRUNC, 0o640)
+            with os.fdopen(self.fd, "wb", closefd=False) as out, \
+                    self.file.open("rb") as source:
+                shutil.copyfileobj(source, out, 1 << 20)
+                out.flush()
+                os.fsync(self.fd)
+        except OSError as exc:
+            self.close()
+            raise click.ClickException(
+                f"cannot keep a copy of the file in DATA_PATH {self.folder}:"
+                f" {exc.strerror or exc}. Nothing was imported.") from None
+        self.target = target
+        return str(target)
+
+    def name(self) -> None:
+        """Link the copy under its name (FileExistsError if taken)."""
+        if self.hidden is not None:
+            os.link(self.hidden, self.target)
+            return
+        # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N names the unnamed
+        # file (os.link makes that call only when given a dir_fd)
+        proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.link(str(self.fd), self.target, src_dir_fd=proc,
+                    follow_symlinks=True)
+        finally:
+            os.close(proc)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.hidden is not None:
+            self.hidden.unlink(missing_ok=True)
 
 
 @main.command("import")
@@ -340,50 +429,44 @@ def import_file(file: Path, check: bool) -> None:
     data_dir = None if check else _config(config.data_path)
     started = time.perf_counter()
     with _database() as conn, _bulk():
+        if sys.stderr.isatty():
+            click.echo(f"reading {file} ...", err=True)
+        with _file_problems(file):
+            spots = read_spot_file(file)
+        read = f" ({spots.encoding})" if spots.encoding else ""
         if check:
-            with _file_problems(file):
-                rows = _run_with_progress(
-                    "validating",
-                    max(count_lines(file) - 1, 0) if sys.stderr.isatty()
-                    else 0,
-                    lambda update: read_spot_file(file, update))
-            months = sorted({row[2] for row in rows})
+            months = spots.months()
             closed = db.closed_months(conn)
             replace = [label(m) for m in months if m not in closed]
             skip = [label(m) for m in months if m in closed]
-            click.echo(f"{file}: {len(rows)} valid spots; an import would "
-                       f"replace {', '.join(replace) or 'no months'}"
+            click.echo(f"{file}{read}: {len(spots)} valid spots; an import "
+                       f"would replace {', '.join(replace) or 'no months'}"
                        + (f" and skip closed {', '.join(skip)}" if skip
                           else ""))
             return
 
-        stored: list[Path] = []
-
-        def archive(batch_id: int) -> str:
-            target = data_dir / f"batch-{batch_id:06d}-{file.name}"
-            partial = target.with_name(target.name + ".partial")
-            shutil.copyfile(file, partial)
-            os.replace(partial, target)
-            stored.append(target)
-            return str(target)
-
+        archive = _Archive(file, data_dir)
         try:
-            with _file_problems(file):
-                result = _run_with_progress(
-                    "importing",
-                    max(count_lines(file) - 1, 0) if sys.stderr.isatty()
-                    else 0,
-                    lambda update: bulkimport.import_spot_file(
-                        conn, file, source_file=str(file.resolve()),
-                        archive=archive, progress=update))
-        except BaseException:
-            for path in stored:
-                path.unlink(missing_ok=True)
-            raise
+            result = _run_with_progress(
+                "importing", len(spots),
+                lambda update: db.replace_spots(
+                    conn, spots.spots, source_file=str(file.resolve()),
+                    archive=archive.copy, progress=update,
+                    batch_ids_after=_highest_archived(data_dir)))
+            try:
+                archive.name()
+            except FileExistsError:
+                raise click.ClickException(
+                    f"batch {result.batch_id} was imported, but "
+                    f"{result.stored_file} appeared meanwhile: it is not "
+                    "overwritten, and this file's copy was not kept") from None
+        finally:
+            archive.close()
     elapsed = time.perf_counter() - started
     months = ", ".join(label(m) for m in result.months) or "none"
     click.echo(f"batch {result.batch_id}: imported {result.rows_written} "
-               f"spots for {months} in {elapsed:.1f}s")
+               f"spots for {months} in {elapsed:.1f}s"
+               + (f", read as {spots.encoding}" if spots.encoding else ""))
     if result.skipped_months:
         click.echo(
             f"skipped {result.rows_skipped} rows of closed month(s) "

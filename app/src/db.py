@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from operator import itemgetter
+from datetime import UTC, datetime
 from pathlib import Path
 
 # Flask is imported where it is used (get_db, close_db): the command line
@@ -159,13 +158,36 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO data_version (id, version) VALUES (1, 1);
     """,
+    # 4: batch ids are never used twice
+    """
+    -- With AUTOINCREMENT a batch id is never given again, also after the
+    -- newest batches were deleted: the archived file of a batch
+    -- (DATA_PATH/batch-NNNNNN-<name>) stays that batch's.  SQLite cannot
+    -- add it to a table, so the table is made anew (upgrade runs this with
+    -- foreign keys off and checks them before committing).
+    CREATE TABLE import_batches_new (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind           TEXT NOT NULL,
+        source_file    TEXT NOT NULL,
+        stored_file    TEXT,
+        started_at     TEXT NOT NULL,
+        finished_at    TEXT,
+        row_count      INTEGER NOT NULL DEFAULT 0,
+        months         TEXT NOT NULL DEFAULT '',
+        skipped_months TEXT NOT NULL DEFAULT '',
+        status         TEXT NOT NULL DEFAULT 'running'
+    );
+    INSERT INTO import_batches_new SELECT * FROM import_batches;
+    DROP TABLE import_batches;
+    ALTER TABLE import_batches_new RENAME TO import_batches;
+    """,
 )
 
 LATEST_VERSION = len(MIGRATIONS)
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # How long a connection waits for another one's lock before "database is
@@ -254,6 +276,20 @@ def upgrade(conn: sqlite3.Connection) -> tuple[int, int]:
     the lock at the first step: before == after exactly when this call
     applied nothing (another process had done it all)."""
     before = None
+    # A migration may make a table anew (SQLite's way to change one): with
+    # foreign keys on, dropping the old table would delete through them.
+    # So they are off while migrating (the pragma is a no-op inside a
+    # transaction, hence here) and checked before each commit.
+    foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        return _upgrade_steps(conn, before, check_keys=bool(foreign_keys))
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+
+
+def _upgrade_steps(conn: sqlite3.Connection, before: int | None, *,
+                   check_keys: bool) -> tuple[int, int]:
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -269,6 +305,12 @@ def upgrade(conn: sqlite3.Connection) -> tuple[int, int]:
                 return before, version
             for statement in _statements(MIGRATIONS[version]):
                 conn.execute(statement)
+            if check_keys:
+                broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+                if broken is not None:
+                    raise RuntimeError(
+                        f"migration {version + 1} leaves a row of "
+                        f"{broken[0]} referring to no row of {broken[2]}")
             conn.execute(f"PRAGMA user_version = {version + 1}")
         except BaseException:
             if conn.in_transaction:
@@ -515,6 +557,15 @@ def _customer_ids(conn, names: Iterable[str]) -> dict[str, int]:
     return result
 
 
+def spot_schema() -> dict:
+    """The polars schema of spot rows (SPOT_COLUMNS, money in cents)."""
+    import polars as pl
+
+    numbers = {"length_seconds", "gross_rate", "station_net", "broker_fees"}
+    return {name: pl.Int64 if name in numbers else pl.String
+            for name in SPOT_COLUMNS}
+
+
 # spots.source_file is left NULL: the batch row names the file once
 # (spots.import_batch_id -> import_batches.source_file), which keeps every
 # spot record about a quarter smaller and the import faster.
@@ -537,10 +588,19 @@ GROUP BY broadcast_month, customer_id, sales_person, revenue_type, market,
          language_code
 """
 
+_FINISH_BATCH = (
+    "UPDATE import_batches SET stored_file = ?, finished_at = ?,"
+    " row_count = ?, months = ?, skipped_months = ?, status = 'completed'"
+    " WHERE id = ?"
+)
+
 # Page cache of the connection while it writes a large import (KiB,
 # negative as SQLite wants it): the month index and the pages being filled
 # stay in memory instead of being evicted and read back.
 BULK_CACHE_KIB = 65536
+# Spots handed to executemany at a time: the Python objects of one chunk
+# exist at once (not those of the whole file), and progress moves by it.
+CHUNK = 10_000
 
 
 @contextmanager
@@ -553,47 +613,70 @@ def _bulk_cache(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute(f"PRAGMA cache_size = {before}")
 
 
+def _new_batch(conn, kind: str, source_file: str, after: int) -> int:
+    """Add a running batch whose id is above every id given before (the
+    AUTOINCREMENT sequence) and above ``after`` (say the highest batch
+    whose file is archived: a database restored from an older copy has
+    an older sequence)."""
+    next_id = conn.execute(
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence"
+        " WHERE name = 'import_batches'), 0),"
+        " coalesce((SELECT max(id) FROM import_batches), 0), ?) + 1",
+        (after,)).fetchone()[0]
+    conn.execute(
+        "INSERT INTO import_batches (id, kind, source_file, started_at)"
+        " VALUES (?, ?, ?, ?)", (next_id, kind, source_file, now_iso()))
+    return next_id
+
+
+def _finish_batch(conn, batch_id: int, *, stored: str | None, rows: int,
+                  months: Sequence[str], skipped: Sequence[str]) -> None:
+    conn.execute(_FINISH_BATCH, (stored, now_iso(), rows, ",".join(months),
+                                 ",".join(skipped), batch_id))
+
+
+def _spot_frame(spots):
+    """Spots as a polars DataFrame (they may come as tuples)."""
+    import polars as pl
+
+    if isinstance(spots, pl.DataFrame):
+        return spots
+    return pl.DataFrame(list(spots), schema=spot_schema(), orient="row")
+
+
 def replace_spots(
     conn: sqlite3.Connection,
-    rows: Sequence[tuple],
+    spots,
     *,
     source_file: str,
     kind: str = "import",
     archive: Callable[[int], str] | None = None,
     progress: Callable[[int], None] | None = None,
+    batch_ids_after: int = 0,
 ) -> ImportResult:
-    """Replace the broadcast months present in ``rows`` (tuples in
-    SPOT_COLUMNS order, money in cents) in ONE transaction, with their
-    report totals (spot_totals).  Closed months are left untouched and
-    reported.  ``archive(batch_id)`` runs inside the transaction (e.g. to
-    copy the source file); if it fails nothing is written."""
-    total_rows = len(rows)
-    # Written month by month and by customer within a month, a month's
-    # spots sit together on disk and the (month, customer) index is filled
-    # in order: inserting is faster than in file order and month-range
-    # queries read fewer pages.  Grouping by month, then sorting each month
-    # on the name alone, is cheaper than sorting on (month, name).
-    by_month: dict[str, list[tuple]] = {}
-    for row in rows:
-        group = by_month.get(row[2])
-        if group is None:
-            group = by_month[row[2]] = []
-        group.append(row)
-    months = sorted(by_month)
-    started = now_iso()
+    """Replace the broadcast months present in ``spots`` (a polars
+    DataFrame or tuples, SPOT_COLUMNS order, money in cents) in ONE
+    transaction, with their report totals (spot_totals).  Closed months
+    are left untouched and reported.  ``archive(batch_id)`` runs inside
+    the transaction (e.g. to copy the source file); if it fails nothing is
+    written.  ``progress(n)``: n more spots written."""
+    import polars as pl
+
+    frame = _spot_frame(spots)
+    months = sorted(frame.get_column("broadcast_month").unique().to_list())
     with _bulk_cache(conn), transaction(conn):
         closed = closed_months(conn)
         skipped = [m for m in months if m in closed]
         keep = [m for m in months if m not in closed]
-        batch_id = conn.execute(
-            "INSERT INTO import_batches (kind, source_file, started_at)"
-            " VALUES (?, ?, ?)", (kind, source_file, started)).lastrowid
-        # the distinct names in file order: the first spelling seen is kept
-        names = dict.fromkeys(map(itemgetter(3), rows))
+        batch_id = _new_batch(conn, kind, source_file, batch_ids_after)
+        kept = frame
         if skipped:
-            names = dict.fromkeys(map(itemgetter(3), (
-                row for month in keep for row in by_month[month])))
-        by_name = _customer_ids(conn, names)
+            # (customers are then added in month order, file order within)
+            kept = frame.filter(pl.col("broadcast_month").is_in(keep)).sort(
+                "broadcast_month", maintain_order=True)
+        # the distinct names in file order: the first spelling seen is kept
+        by_name = _customer_ids(conn, kept.get_column("customer").unique(
+            maintain_order=True).to_list())
         if keep:
             marks = ", ".join("?" * len(keep))
             conn.execute(
@@ -601,33 +684,37 @@ def replace_spots(
             conn.execute(
                 f"DELETE FROM spot_totals WHERE broadcast_month IN ({marks})",
                 keep)
-        written = 0
-        for month in keep:
-            part = by_month[month]
-            part.sort(key=itemgetter(3))
-            conn.executemany(_INSERT_SPOT, [
-                (bill, air, month, by_name[customer], agency, ae, rtype,
-                 stype, lang, market, length, gross, net, broker, contract,
-                 batch_id)
-                for (bill, air, month, customer, agency, ae, rtype, stype,
-                     lang, market, length, gross, net, broker, contract)
-                in part])
+        # Written month by month and by customer within a month (file
+        # order for the same customer), a month's spots sit together on
+        # disk and the (month, customer) index is filled in order:
+        # inserting is faster than in file order and month-range queries
+        # read fewer pages.
+        ordered = kept.sort(["broadcast_month", "customer"],
+                            maintain_order=True).select(
+            *SPOT_COLUMNS[:3],
+            pl.col("customer").replace_strict(by_name, return_dtype=pl.Int64),
+            *SPOT_COLUMNS[4:],
+            pl.lit(batch_id, dtype=pl.Int64).alias("import_batch_id"))
+        del kept
+        start = 0
+        for month, count in ordered.group_by(
+                "broadcast_month", maintain_order=True).len().iter_rows():
+            for offset in range(start, start + count, CHUNK):
+                part = ordered.slice(offset, min(CHUNK, start + count - offset))
+                conn.executemany(_INSERT_SPOT, zip(
+                    *(column.to_list() for column in part.get_columns()),
+                    strict=True))
+                if progress is not None:
+                    progress(part.height)
             # while the month's pages are in the cache
             conn.execute(_INSERT_TOTALS, (month,))
-            written += len(part)
-            if progress is not None:
-                progress(len(part))
+            start += count
         stored = archive(batch_id) if archive is not None else None
-        conn.execute(
-            "UPDATE import_batches SET stored_file = ?, finished_at = ?,"
-            " row_count = ?, months = ?, skipped_months = ?,"
-            " status = 'completed' WHERE id = ?",
-            (stored, now_iso(), written, ",".join(keep), ",".join(skipped),
-             batch_id),
-        )
+        _finish_batch(conn, batch_id, stored=stored, rows=ordered.height,
+                      months=keep, skipped=skipped)
         _bump_data_version(conn)
-    return ImportResult(batch_id, written, keep, skipped,
-                        total_rows - written, stored)
+    return ImportResult(batch_id, ordered.height, keep, skipped,
+                        frame.height - ordered.height, stored)
 
 
 def replace_budgets(conn, rows: Sequence[tuple[str, str, int]], *,
@@ -639,9 +726,7 @@ def replace_budgets(conn, rows: Sequence[tuple[str, str, int]], *,
         closed = closed_months(conn)
         skipped = [m for m in months if m in closed]
         keep = [row for row in rows if row[1] not in closed]
-        batch_id = conn.execute(
-            "INSERT INTO import_batches (kind, source_file, started_at)"
-            " VALUES ('budget', ?, ?)", (source_file, now_iso())).lastrowid
+        batch_id = _new_batch(conn, "budget", source_file, 0)
         conn.executemany(
             "INSERT INTO budgets (sales_person, broadcast_month, amount,"
             " import_batch_id) VALUES (?, ?, ?, ?)"
@@ -650,14 +735,9 @@ def replace_budgets(conn, rows: Sequence[tuple[str, str, int]], *,
             " import_batch_id = excluded.import_batch_id",
             [(*row, batch_id) for row in keep],
         )
-        conn.execute(
-            "UPDATE import_batches SET finished_at = ?, row_count = ?,"
-            " months = ?, skipped_months = ?, status = 'completed'"
-            " WHERE id = ?",
-            (now_iso(), len(keep),
-             ",".join(m for m in months if m not in closed),
-             ",".join(skipped), batch_id),
-        )
+        _finish_batch(conn, batch_id, stored=None, rows=len(keep),
+                      months=[m for m in months if m not in closed],
+                      skipped=skipped)
         _bump_data_version(conn)
     return ImportResult(batch_id, len(keep),
                         [m for m in months if m not in closed], skipped,

@@ -2,9 +2,8 @@ import csv
 import sqlite3
 
 import pytest
-from werkzeug.security import check_password_hash
-
 from src import db
+from werkzeug.security import check_password_hash
 
 from .conftest import Cli, dump
 
@@ -326,7 +325,6 @@ def test_xlsx_import(runner, tmp_path):
     from datetime import date, datetime
 
     from openpyxl import Workbook
-
     from src.importer import HEADINGS
 
     book = Workbook()
@@ -353,7 +351,6 @@ def test_xlsx_import(runner, tmp_path):
 
 def test_xlsx_bad_row_changes_nothing(runner, tmp_path):
     from openpyxl import Workbook
-
     from src.importer import HEADINGS
 
     book = Workbook()
@@ -461,14 +458,23 @@ def test_batches_lists_imports(runner, tmp_path):
     assert newest[7].endswith("log.csv")
 
 
-def test_csv_that_is_not_utf8(runner, tmp_path):
+def test_csv_that_is_neither_utf8_nor_windows_1252(runner, tmp_path, data_dir):
+    # 0x81 is undefined in Windows-1252; 0xE7 alone is not UTF-8
     path = tmp_path / "latin1.csv"
-    path.write_bytes((HEADER + "\n" + GOOD_ROWS[0].replace("Acme", "Açme")
-                      + "\n").encode("latin-1"))
+    path.write_bytes((HEADER + "\n" + GOOD_ROWS[0] + "\n").encode()
+                     + GOOD_ROWS[0].replace(",Acme Foods,", ",\xe7cme Foods,")
+                     .encode("latin-1") + b"\n"
+                     + GOOD_ROWS[3].replace("Bob", "B\x81b").encode("latin-1")
+                     + b"\n")
     before = dump(runner.db_path)
     result = runner("import", path)
-    assert result.exit_code == 1 and "is not UTF-8 text" in result.output
+    assert result.exit_code == 1
+    assert ("is neither UTF-8 nor Windows-1252 text: as UTF-8, row 3, "
+            "column 4 (customer) has byte 0xE7; as Windows-1252, row 4, "
+            "column 6 (sales_person) has byte 0x81") in result.output
+    assert "nothing was imported" in result.output
     assert dump(runner.db_path) == before
+    assert list(data_dir.iterdir()) == []
 
 
 def test_import_check_writes_nothing(runner, tmp_path, data_dir):

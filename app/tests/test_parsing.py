@@ -4,12 +4,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from src.demo import broadcast_month_range, generate
-from src.importer import (ImportFileError, parse_money, read_spot_file,
-                          write_spot_file)
-from src.months import (MONTH_ABBR, MonthError, add_months, file_label, label,
-                        parse_month, parse_month_key)
+from src.importer import ImportFileError, parse_money, read_spot_file, write_spot_file
+from src.months import MONTH_ABBR, MonthError, add_months, file_label, label, parse_month, parse_month_key
 
 cents = st.integers(min_value=-10**11, max_value=10**11)
 
@@ -71,7 +68,7 @@ def test_export_then_read_gives_the_same_rows(tmp_path: Path, suffix):
     rows, _ = generate(500, seed=5, start="2025-01", months=3)
     path = tmp_path / f"spots{suffix}"
     assert write_spot_file(path, rows) == 500
-    assert read_spot_file(path) == rows
+    assert read_spot_file(path).rows() == rows
 
 
 def test_header_only_file_is_refused(tmp_path: Path):
