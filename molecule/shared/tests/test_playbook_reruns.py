@@ -78,9 +78,23 @@ def test_an_app_change_updates_the_tree_and_restarts_once(host, tmp_path):
     since = host.check_output("date +%s")
     before = host.check_output(f"systemctl show -p InvocationID --value {UNIT}")
 
-    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
+    # --tags deploy: only the app is shipped, after the variables are checked.
+    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", "--tags", "deploy")
     assert run.returncode == 0, run.stdout[-3000:]
     stats, tasks = results(run)
+    ran = [name for name, result in tasks if not result.get("skipped")]
+    assert any(name.startswith("Check the variables of every role") for name in ran), ran
+    provisioning = (
+        "base : ",
+        "developers : ",
+        "uv : ",
+        "legacy_flaskapp : ",
+        "Create the runtime user",
+        "Write the env file",
+        "Install the admin tool",
+        "Replicate the database",
+    )
+    assert not [name for name in ran if any(part in name for part in provisioning)], ran
     changed = changed_tasks(tasks)
     assert any(name.startswith("Unpack the app") for name in changed), changed
     assert not any(name.startswith("Sync the venv") for name in changed), changed
