@@ -830,3 +830,45 @@ def test_notify_posts_a_failure_to_the_alarm_url_and_a_success_to_the_ping_url(h
     # A webhook that does not answer: the notify unit fails, without the URL's token in the journal.
     run = host.admin("notify", "ctv-bookedbiz-db.service")
     assert run.returncode == 1 and "could not be sent" in run.stderr and "s3cr3t" not in run.stderr
+
+
+def test_imports_prune_keeps_the_newest_the_young_and_every_live_batch(host, tmp_path):
+    def imported(name: str, seed: int, month: str) -> None:
+        path = tmp_path / name
+        made = host.cli(
+            "demo-data",
+            "--spots",
+            "30",
+            "--seed",
+            str(seed),
+            "--start",
+            month,
+            "--months",
+            "1",
+            "--export",
+            str(path),
+            "--no-db",
+        )
+        assert made.returncode == 0, made.stderr
+        run = host.cli("import", str(path))
+        assert run.returncode == 0, run.stderr
+
+    imported("a.csv", 5, "2031-01")  # replaced by b.csv: no longer live
+    imported("b.csv", 6, "2031-01")  # the live data of 2031-01
+    imported("c.csv", 7, "2031-02")  # live
+    (host.data / "batch-000000-ancient.csv").write_text("x\n")  # no batch of this database
+    for name in ("batch-000008-young.csv", "batch-000009-newest.csv"):
+        (host.data / name).write_text("x\n")
+    long_ago = time.time() - 100 * 86400
+    for path in host.data.glob("batch-*"):
+        if "young" not in path.name and "newest" not in path.name:
+            os.utime(path, (long_ago, long_ago))
+    host.write_settings(imports_keep=1, imports_max_age_days=30)
+    run = host.admin("imports", "prune")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "removed 2 archived import file(s); 4 kept"
+    kept = sorted(path.name.split("-", 2)[2] for path in host.data.glob("batch-*"))
+    assert kept == ["b.csv", "c.csv", "newest.csv", "young.csv"]
+    # Without settings it refuses rather than guessing.
+    host.write_settings()
+    assert host.admin("imports", "prune").returncode == 1
