@@ -260,8 +260,8 @@ def test_restore_refuses_a_corrupt_or_foreign_backup_before_touching_anything(ho
     assert host.db.read_bytes() == before
 
 
-# Undoes the app's newest migration (3: per-month totals and the data
-# version): what a backup taken before it looks like.
+# Undoes the app's migration 3 (per-month totals and the data version):
+# what a backup taken before it looks like.
 BEFORE_MIGRATION_3 = (
     "DROP TABLE data_version; DROP INDEX spot_totals_month; DROP TABLE spot_totals; PRAGMA user_version = 2;"
 )
@@ -280,7 +280,7 @@ def test_restore_of_a_backup_from_before_a_migration_migrates_it(host):
     assert run.returncode == 0, run.stderr
     assert "schema upgraded" in run.stdout
     conn = sqlite3.connect(host.db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest >= 3
     assert conn.execute("SELECT total(spots) FROM spot_totals").fetchone()[0] == host.totals()[0]
 
 
