@@ -1,6 +1,8 @@
 """Import benchmark: `ctv-bookedbiz import` of 400,000 demo spots as CSV and
 as .xlsx (end to end, a fresh process each time), against SQLite inserting
-the same rows with a bare executemany in one transaction.
+the same rows with a bare executemany in one transaction.  Each import's
+peak memory is the process's maximum resident set (ru_maxrss from wait4;
+for a process that forks, the largest of it and its children).
 
     bench/import.sh [--runs 3] [--spots 400000] [--label NAME]
 """
@@ -9,21 +11,43 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
+import subprocess
+import sys
 import time
 
 import _common as c
 
 
+def timed_import(env: dict, path) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak resident MB) of one `ctv-bookedbiz import`."""
+    started = time.perf_counter()
+    process = subprocess.Popen([c.cli_path(), "import", str(path)], env=env, cwd=c.APP,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = process.stdout.read(), process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    process.stdout.close()
+    process.stderr.close()
+    if process.returncode != 0:
+        sys.exit(f"import {path} failed:\n{out.decode()}{err.decode()}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
 def import_runs(path, runs: int) -> dict:
-    """Wall time of `import FILE` into an empty database, then again into
-    the populated one (every month replaced)."""
-    out = {key: [] for key in ("empty_db_s", "empty_db_cpu_s", "replace_s", "replace_cpu_s")}
+    """Wall time, CPU time and peak memory of `import FILE` into an empty
+    database, then again into the populated one (every month replaced)."""
+    out = {f"{key}_{what}": [] for key in ("empty_db", "replace") for what in ("s", "cpu_s", "peak_mb")}
+    _, env = c.fresh_database("import")
+    timed_import(env, path)  # untimed: bytecode caches, the file in the page cache
     for _ in range(runs):
         _, env = c.fresh_database("import")
         for key in ("empty_db", "replace"):
-            wall, cpu = c.cli(env, "import", str(path), timed=True)
+            wall, cpu, peak = timed_import(env, path)
             out[key + "_s"].append(wall)
             out[key + "_cpu_s"].append(cpu)
+            out[key + "_peak_mb"].append(peak)
     return out
 
 
@@ -111,6 +135,7 @@ def main() -> None:
     from src.importer import read_spot_file
 
     rows = read_spot_file(files["csv"])
+    rows = rows.rows() if hasattr(rows, "rows") else rows  # before 2026-11-30 a list
     bare = {order: bare_insert(rows, args.runs, order=order) for order in ("file", "month")}
     limit = min(c.median(v) for v in bare.values())
     results["bare_insert"] = {
@@ -133,6 +158,8 @@ def main() -> None:
             ("read_validate_s", "read+validate only"),
         ):
             print(f"{kind + ' ' + text:44} {m[key]:9.2f} {args.spots / m[key]:10,.0f}")
+        print(f"{kind + ' import peak memory (MB, empty / replace)':44} "
+              f"{m['empty_db_peak_mb']:9.0f} {m['replace_peak_mb']:10.0f}")
     for order, value in results["bare_insert"]["median_s"].items():
         print(f"{'bare executemany, rows in ' + order + ' order':44} {value:9.2f} {args.spots / value:10,.0f}")
     print(f"CSV import / bare-insert limit: {results['csv_vs_bare']:.2f}x")

@@ -671,12 +671,20 @@ def replace_spots(
         batch_id = _new_batch(conn, kind, source_file, batch_ids_after)
         kept = frame
         if skipped:
-            # (customers are then added in month order, file order within)
-            kept = frame.filter(pl.col("broadcast_month").is_in(keep)).sort(
-                "broadcast_month", maintain_order=True)
-        # the distinct names in file order: the first spelling seen is kept
-        by_name = _customer_ids(conn, kept.get_column("customer").unique(
-            maintain_order=True).to_list())
+            kept = frame.filter(pl.col("broadcast_month").is_in(keep))
+        # one buffer per column: taking a chunk's rows from it is cheaper
+        kept = kept.rechunk()
+        month_rank = {month: rank for rank, month in enumerate(keep)}
+        by_month = kept.get_column("broadcast_month").replace_strict(
+            month_rank, return_dtype=pl.Int64)
+        names = kept.get_column("customer")
+        # the distinct names in file order (by month, then file order,
+        # when months are skipped): the first spelling seen is kept
+        first_seen = names.gather((by_month * len(names) + pl.int_range(
+            len(names), dtype=pl.Int64, eager=True)).arg_sort()) \
+            if skipped else names
+        by_name = _customer_ids(
+            conn, first_seen.unique(maintain_order=True).to_list())
         if keep:
             marks = ", ".join("?" * len(keep))
             conn.execute(
@@ -684,37 +692,49 @@ def replace_spots(
             conn.execute(
                 f"DELETE FROM spot_totals WHERE broadcast_month IN ({marks})",
                 keep)
-        # Written month by month and by customer within a month (file
-        # order for the same customer), a month's spots sit together on
-        # disk and the (month, customer) index is filled in order:
-        # inserting is faster than in file order and month-range queries
-        # read fewer pages.
-        ordered = kept.sort(["broadcast_month", "customer"],
-                            maintain_order=True).select(
-            *SPOT_COLUMNS[:3],
-            pl.col("customer").replace_strict(by_name, return_dtype=pl.Int64),
-            *SPOT_COLUMNS[4:],
-            pl.lit(batch_id, dtype=pl.Int64).alias("import_batch_id"))
-        del kept
+        # Written month by month and by customer name within a month (file
+        # order for the same name), a month's spots sit together on disk
+        # and the (month, customer) index is filled in order: inserting is
+        # faster than in file order and month-range queries read fewer
+        # pages.  The order is worked out on integer keys (the names
+        # sorted as Python sorts them) and the spots are taken in that
+        # order a chunk at a time, so the spots are never copied whole.
+        name_rank = {name: rank for rank, name in enumerate(sorted(by_name))}
+        # (with the row number in the key, every key is distinct: the
+        # order is that of a stable sort)
+        order = ((by_month * len(name_rank) + names.replace_strict(
+            name_rank, return_dtype=pl.Int64)) * len(names)
+            + pl.int_range(len(names), dtype=pl.Int64, eager=True)).arg_sort()
+        del by_month
+        columns = [*SPOT_COLUMNS[:3], "customer_id", *SPOT_COLUMNS[4:],
+                   "import_batch_id"]
+        month_sizes = kept.get_column("broadcast_month").value_counts()
+        sizes = dict(month_sizes.iter_rows())
         start = 0
-        for month, count in ordered.group_by(
-                "broadcast_month", maintain_order=True).len().iter_rows():
-            for offset in range(start, start + count, CHUNK):
-                part = ordered.slice(offset, min(CHUNK, start + count - offset))
+        for month in keep:
+            end = start + sizes.get(month, 0)
+            for offset in range(start, end, CHUNK):
+                part = kept[order[offset:min(offset + CHUNK, end)]]
+                part = part.with_columns(
+                    customer_id=pl.col("customer").replace_strict(
+                        by_name, return_dtype=pl.Int64),
+                    import_batch_id=pl.lit(batch_id, dtype=pl.Int64))
                 conn.executemany(_INSERT_SPOT, zip(
-                    *(column.to_list() for column in part.get_columns()),
+                    *(part.get_column(c).to_list() for c in columns),
                     strict=True))
                 if progress is not None:
                     progress(part.height)
             # while the month's pages are in the cache
-            conn.execute(_INSERT_TOTALS, (month,))
-            start += count
+            if end > start:
+                conn.execute(_INSERT_TOTALS, (month,))
+            start = end
+        written = start
         stored = archive(batch_id) if archive is not None else None
-        _finish_batch(conn, batch_id, stored=stored, rows=ordered.height,
+        _finish_batch(conn, batch_id, stored=stored, rows=written,
                       months=keep, skipped=skipped)
         _bump_data_version(conn)
-    return ImportResult(batch_id, ordered.height, keep, skipped,
-                        frame.height - ordered.height, stored)
+    return ImportResult(batch_id, written, keep, skipped,
+                        frame.height - written, stored)
 
 
 def replace_budgets(conn, rows: Sequence[tuple[str, str, int]], *,

@@ -123,7 +123,13 @@ def decode(data: bytes) -> tuple[str, str]:
         try:
             return data[len(codecs.BOM_UTF8):].decode("utf-8"), UTF8_BOM
         except UnicodeDecodeError as exc:
-            utf8_error = exc.start + len(codecs.BOM_UTF8)
+            # the mark says UTF-8: read as Windows-1252 every accent would
+            # come out wrong
+            bad = exc.start + len(codecs.BOM_UTF8)
+            raise EncodingError(
+                f"starts with a UTF-8 byte-order mark but is not UTF-8 "
+                f"text: {_where(data, bad)} has byte 0x{data[bad]:02X}. "
+                "Save it from Excel as \"CSV UTF-8\".") from None
     else:
         try:
             return data.decode("utf-8"), UTF8
@@ -189,7 +195,10 @@ def _csv_rows_python(text: str) -> Iterator[tuple[int, list[str]]]:
             yield line, [row[i] for i in order]
 
 
-_QUOTED = r'"(?:[^"]|"")*"'
+# A quoted field: a quote at the start of a field (as for Python's csv
+# module: a quote elsewhere is a character like any other) to the next
+# single quote; replaced by what precedes it, its commas are not counted.
+_QUOTED = r'(^|,)"(?:[^"]|"")*"'
 
 
 def _csv_cells_polars(data: bytes):
@@ -201,7 +210,7 @@ def _csv_cells_polars(data: bytes):
     result."""
     import polars as pl
 
-    if data.count(b"\r") != data.count(b"\r\n"):
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
         return None
     records = data.count(b"\n") + (not data.endswith(b"\n"))
     if not data or not records:
@@ -228,7 +237,7 @@ def _csv_cells_polars(data: bytes):
         lines = data.decode("utf-8").split("\n")
         rest = pl.Series(lines[1:records], dtype=pl.String)
         widths = pl.select(pl.when(rest.str.contains('"', literal=True))
-                           .then(rest.str.replace_all(_QUOTED, ""))
+                           .then(rest.str.replace_all(_QUOTED, "$1"))
                            .otherwise(rest).str.count_matches(",", literal=True)
                            + 1).to_series()
     columns = table.columns
@@ -259,14 +268,15 @@ def _csv_cells(path: Path):
         text, encoding = decode(data)
     except EncodingError as exc:
         raise ImportFileError([f"the file {exc}"]) from None
+    # polars reads UTF-8 bytes: the file's own when they are UTF-8
     if encoding == UTF8_BOM:
         data = data[len(codecs.BOM_UTF8):]
     elif encoding != UTF8:
         data = text.encode("utf-8")
+    del text  # (not kept while polars reads: memory)
     cells = _csv_cells_polars(data)
-    del data
     if cells is None:
-        cells = _cells_from_rows(_csv_rows_python(text))
+        cells = _cells_from_rows(_csv_rows_python(data.decode("utf-8")))
     return cells, encoding
 
 
@@ -356,11 +366,19 @@ def _xlsx_cells(path: Path):
 
 
 def _workbook_problem(path: Path, exc: Exception) -> str:
-    head = path.read_bytes()[:4] if path.exists() else b""
-    if head[:2] != b"PK":
+    """Why a workbook could not be read, in words: most often the file is
+    no workbook at all (a CSV or a .xls renamed, an empty file)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            workbook = "xl/workbook.xml" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        workbook = False
+    if not workbook:
         return ("the file is not an Excel workbook (.xlsx): save it from "
                 "Excel as \"Excel Workbook\" or as CSV")
-    return f"the workbook cannot be read: {exc}"
+    return f"the workbook cannot be read ({exc})"
 
 
 def _as_text(column, index: int):
@@ -689,7 +707,7 @@ def check_cells(cells):
         column("spot_type", _kept)[0], column("language", _kept)[0],
         column("market", _kept)[0], length, gross, net,
         broker.fill_null(0) if broker.null_count() else broker,
-        column("contract", _kept)[0]], schema=spot_schema())
+        column("contract", _kept)[0]], schema=spot_schema()).rechunk()
     return spots, errors, total
 
 

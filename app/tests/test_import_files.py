@@ -53,10 +53,30 @@ def test_utf8_csv_with_and_without_bom(runner, tmp_path, bom, encoding):
     assert f"read as {encoding}\n" in result.output
 
 
+def test_a_byte_order_mark_on_a_file_that_is_not_utf8(runner, tmp_path):
+    path = tmp_path / "marked.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + HEADER.encode() + b"\n"
+                     + GOOD_ROWS[0].replace(",Alice,", ",Al\xefce,")
+                     .encode("latin-1") + b"\n")
+    before = dump(runner.db_path)
+    result = runner("import", path)
+    assert result.exit_code == 1
+    assert ("the file starts with a UTF-8 byte-order mark but is not UTF-8 "
+            "text: row 2, column 6 (sales_person) has byte 0xEF") \
+        in result.output
+    assert dump(runner.db_path) == before
+
+
 def test_a_file_that_is_not_a_workbook_says_so(runner, tmp_path, data_dir):
     before = dump(runner.db_path)
+    import zipfile
+
+    other_zip = tmp_path / "photos.zip"
+    with zipfile.ZipFile(other_zip, "w") as archive:
+        archive.writestr("photo.txt", "not a sheet")
     for name, content in (("log.xlsx", HEADER.encode() + b"\n"),
-                          ("empty.xlsx", b"")):
+                          ("empty.xlsx", b""),
+                          ("zipped.xlsx", other_zip.read_bytes())):
         path = tmp_path / name
         path.write_bytes(content)
         result = runner("import", path)
@@ -503,3 +523,64 @@ def test_sigkill_at_any_moment_of_an_import(runner, tmp_path, data_dir,
             path.unlink()
         before = None
     _left_behind(runner, data_dir, scratch, before, process.pid, children)
+
+
+# --- the two CSV readers and the two money paths agree --------------------
+
+
+_cell = st.one_of(
+    st.sampled_from(["", " ", "A1:Acme", "2025-01-06", "Jan-25", "1,000.00",
+                     '"', '""', "a\"b", "x\r\ny", "\n", "\r", "\x1c", ",",
+                     "30", "Trade"]),
+    st.text(st.sampled_from('ab ,"\r\n\x1c\t'), max_size=6))
+_row = st.one_of(st.lists(_cell, min_size=15, max_size=15),
+                 st.lists(_cell, max_size=17))
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_row, max_size=6), st.sampled_from(["\n", "\r\n"]),
+       st.booleans())
+def test_polars_reads_a_csv_as_the_csv_module_does(rows, newline, raw):
+    """Whenever the polars reader takes a file (it declines those it could
+    split otherwise), its cells, row numbers and widths are those of
+    Python's csv module."""
+    import csv
+    import io
+
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator=newline)
+    writer.writerow(importer.NAMES)
+    if raw:  # cells written as they are: quotes in odd places
+        buffer.write("".join(",".join(r) + newline for r in rows))
+    else:
+        writer.writerows(rows)
+    text = buffer.getvalue()
+    fast = importer._csv_cells_polars(text.encode())
+    if fast is None:
+        return
+    slow = importer._cells_from_rows(importer._csv_rows_python(text))
+    wide = slow.get_column("width") == importer.WIDTH
+    assert fast.get_column("row").to_list() == slow.get_column("row").to_list()
+    assert fast.get_column("width").to_list() == \
+        slow.get_column("width").to_list()
+    assert fast.filter(wide).rows() == slow.filter(wide).rows()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(
+    st.integers(-10**12, 10**12).map(lambda c: f"{c / 100:.2f}"),
+    st.integers(-10**12, 10**12).map(lambda c: f"{c / 10:.1f}"),
+    st.integers(-10**12, 10**12).map(str),
+    st.from_regex(r"-?[0-9]{1,11}(\.[0-9]{0,4})?", fullmatch=True),
+    st.text(st.sampled_from("0123456789.,-$() e+_"), max_size=12)))
+def test_money_in_bulk_is_parse_money(text):
+    import polars as pl
+
+    cents, bad = importer._money(pl.Series([text], dtype=pl.String))
+    try:
+        expected = importer.parse_money(text)
+    except ValueError:
+        assert bad is not None and bad[0]
+        return
+    assert (bad is None or not bad[0]) and cents[0] == expected

@@ -126,3 +126,69 @@ def test_concurrent_cli_db_upgrade(tmp_path):
         assert ranges and ranges[0][0] == 0, outputs
         assert all(after == db.LATEST_VERSION for _, after in ranges)
         assert _final_result(path) == expected, f"group {group}"
+
+
+def test_migration_4_keeps_every_batch_and_gives_autoincrement(tmp_path):
+    """A version-3 database with batches, spots, totals and budgets: after
+    the upgrade every row is the same, foreign keys hold and are on, and
+    ids go on after the highest one ever given."""
+    from .conftest import SPOTS
+
+    path = tmp_path / "v3.db"
+    conn = db.connect(path, create=True)
+    for version in range(3):
+        with db.transaction(conn):
+            for statement in db._statements(db.MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+    with db.transaction(conn):
+        conn.execute("INSERT INTO customers (id, name) VALUES (1, 'Acme')")
+        for batch in (1, 2, 5):
+            conn.execute("INSERT INTO import_batches (id, kind, source_file,"
+                         " started_at, status) VALUES (?, 'import', 'f.csv',"
+                         " 't', 'completed')", (batch,))
+        conn.execute("INSERT INTO spots (bill_code, air_date, broadcast_month,"
+                     " customer_id, revenue_type, gross_rate, station_net,"
+                     " broker_fees, import_batch_id) VALUES ('A:Acme',"
+                     " '2025-01-06', '2025-01', 1, 'X', 1, 1, 0, 5)")
+        conn.execute("INSERT INTO budgets VALUES ('Al', '2025-01', 9, 2)")
+    rows = {table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+            for table in ("import_batches", "spots", "budgets", "customers")}
+    assert db.upgrade(conn) == (3, db.LATEST_VERSION)
+    assert {table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+            for table in rows} == rows
+    assert "AUTOINCREMENT" in conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'import_batches'"
+    ).fetchone()[0]
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    with db.transaction(conn):
+        conn.execute("DELETE FROM spots")
+        conn.execute("DELETE FROM import_batches WHERE id = 5")
+    result = db.replace_spots(conn, SPOTS[:1], source_file="next.csv")
+    assert result.batch_id == 6
+    conn.close()
+
+
+def test_a_migration_that_breaks_a_reference_is_rolled_back(tmp_path,
+                                                            monkeypatch):
+    """Foreign keys are off while migrating, and checked before commit."""
+    from .conftest import make_database
+
+    path = tmp_path / "x.db"
+    make_database(path)
+    monkeypatch.setattr(db, "MIGRATIONS", db.MIGRATIONS + (
+        "DELETE FROM customers;",))
+    monkeypatch.setattr(db, "LATEST_VERSION", len(db.MIGRATIONS))
+    before = dump(path)
+    conn = db.connect(path)
+    try:
+        import pytest
+
+        with pytest.raises(RuntimeError, match="leaves a row of spots "
+                           "referring to no row of customers"):
+            db.upgrade(conn)
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        conn.close()
+    assert dump(path) == before
