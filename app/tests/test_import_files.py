@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from src import db
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from src import db, importer
 from src.importer import HEADINGS, ImportFileError, read_spot_file
 
 from .conftest import dump
