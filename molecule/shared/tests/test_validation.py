@@ -1,7 +1,8 @@
 """Wrong and dangerous variables stop the run in the validation play.
 
-Each value below goes through a real `ansible-playbook playbooks/site.yml -e ...`
-against the converged instance. Every run must fail in the validation play
+Each value below goes through a real `ansible-playbook playbooks/validate.yml -e ...`
+against the converged instance: the first play of site.yml (and of every playbook
+that changes the host, which a test below checks). Every run must fail in the validation play
 (the first play, which changes nothing), with a message naming the variable;
 then the host must be byte-identical to before the sweep: every file's path,
 owner, group, mode and sha256 (and every link's target) under /etc, /usr,
@@ -155,7 +156,7 @@ def sweep(host) -> tuple[dict[str, str], dict[str, subprocess.CompletedProcess]]
     """
     before = listing(host)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        runs = pool.map(lambda case: playbook("-e", json.dumps({case[0]: case[1]})), REFUSED)
+        runs = pool.map(lambda case: playbook("-e", json.dumps({case[0]: case[1]}), name="validate.yml"), REFUSED)
         return before, dict(zip(CASE_IDS, runs, strict=True))
 
 
@@ -187,6 +188,15 @@ def test_a_dangerous_variable_stops_the_run_in_the_validation_play(sweep, variab
         for message in messages(result)
     ]
     assert any(variable in message for message in failed), failed
+
+
+def test_every_playbook_that_changes_the_host_checks_the_variables_first():
+    """The sweep runs validate.yml; every playbook that changes the host begins with it."""
+    for name in ("site.yml", "provision.yml", "replicate.yml"):
+        first = yaml.safe_load((PROJECT_DIR / "playbooks" / name).read_text())[0]
+        assert first.get("ansible.builtin.import_playbook") in ("validate.yml", "provision.yml"), name
+    first = yaml.safe_load((PROJECT_DIR / "playbooks/site.yml").read_text())[0]
+    assert first["ansible.builtin.import_playbook"] == "provision.yml"
 
 
 def test_the_sweep_left_the_host_byte_identical(host, sweep):
