@@ -382,11 +382,11 @@ class _Archive:
                 self.hidden = self.folder / f".{target.name}.partial"
                 self.fd = os.open(self.hidden, os.O_WRONLY | os.O_CREAT
                                   | os.O_TRUNC, 0o640)
+            # (not fsynced: the database's own commit is not either, with
+            # synchronous = NORMAL)
             with os.fdopen(self.fd, "wb", closefd=False) as out, \
                     self.file.open("rb") as source:
                 shutil.copyfileobj(source, out, 1 << 20)
-                out.flush()
-                os.fsync(self.fd)
         except OSError as exc:
             self.close()
             raise click.ClickException(

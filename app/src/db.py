@@ -577,16 +577,14 @@ _INSERT_SPOT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
-_INSERT_TOTALS = """
-INSERT INTO spot_totals
-SELECT broadcast_month, customer_id, sales_person, revenue_type, market,
-       language_code, import_batch_id, COUNT(*), SUM(gross_rate),
-       SUM(station_net)
-FROM spots
-WHERE broadcast_month = ?
-GROUP BY broadcast_month, customer_id, sales_person, revenue_type, market,
-         language_code
-"""
+_INSERT_TOTALS = (
+    "INSERT INTO spot_totals (broadcast_month, customer_id, sales_person,"
+    " revenue_type, market, language_code, import_batch_id, spots, gross,"
+    " net) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# what a spot_totals row adds up
+_TOTALS_KEY = ("broadcast_month", "customer_id", "sales_person",
+               "revenue_type", "market", "language_code")
 
 _FINISH_BATCH = (
     "UPDATE import_batches SET stored_file = ?, finished_at = ?,"
@@ -642,6 +640,22 @@ def _spot_frame(spots):
     if isinstance(spots, pl.DataFrame):
         return spots
     return pl.DataFrame(list(spots), schema=spot_schema(), orient="row")
+
+
+def _totals(spots, by_name: dict[str, int], batch_id: int) -> list[tuple]:
+    """The spot_totals rows of ``spots`` (SPOT_COLUMNS), in the order that
+    SQLite's GROUP BY over the written spots gives them (and the
+    migration wrote them): by month, customer id, AE, revenue type,
+    market, language, NULL first, text in code point order (BINARY)."""
+    import polars as pl
+
+    rows = spots.with_columns(customer_id=pl.col("customer").replace_strict(
+        by_name, return_dtype=pl.Int64)).group_by(_TOTALS_KEY).agg(
+        pl.len(), pl.col("gross_rate").sum(), pl.col("station_net").sum(),
+    ).rows()
+    rows.sort(key=lambda row: [(value is not None, value)
+                               for value in row[:len(_TOTALS_KEY)]])
+    return [(*row[:6], batch_id, *row[6:]) for row in rows]
 
 
 def replace_spots(
@@ -724,11 +738,9 @@ def replace_spots(
                     strict=True))
                 if progress is not None:
                     progress(part.height)
-            # while the month's pages are in the cache
-            if end > start:
-                conn.execute(_INSERT_TOTALS, (month,))
             start = end
         written = start
+        conn.executemany(_INSERT_TOTALS, _totals(kept, by_name, batch_id))
         stored = archive(batch_id) if archive is not None else None
         _finish_batch(conn, batch_id, stored=stored, rows=written,
                       months=keep, skipped=skipped)
