@@ -586,3 +586,10 @@ def test_money_in_bulk_is_parse_money(text):
         assert bad is not None and bad[0]
         return
     assert (bad is None or not bad[0]) and cents[0] == expected
+
+
+def test_python_whitespace_is_all_there():
+    import sys
+
+    assert set(importer._PY_SPACE) == {
+        c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()}
