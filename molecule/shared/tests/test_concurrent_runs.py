@@ -33,7 +33,7 @@ def test_a_second_run_waits_for_the_lock_then_fails_naming_the_first(host, tmp_p
     app = changed_app(tmp_path, "first run")
     asgi = app / "src" / "web" / "asgi.py"
     asgi.write_text("import time\ntime.sleep(25)\n" + asgi.read_text())
-    first = start_playbook("-e", f"ctv_bookedbiz_db_app_src={app}", "--tags", "deploy", name="site.yml")
+    first = start_playbook("-e", f"ctv_bookedbiz_db_app_src={app}")
     try:
         read_until(first, "Wait for /health to answer 200")
         assert lock_status(host).startswith("held by 'Deploy CTV BookedBiz DB' run by")
