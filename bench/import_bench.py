@@ -22,8 +22,9 @@ import _common as c
 def timed_import(env: dict, path) -> tuple[float, float, float]:
     """(wall s, CPU s, peak resident MB) of one `ctv-bookedbiz import`."""
     started = time.perf_counter()
-    process = subprocess.Popen([c.cli_path(), "import", str(path)], env=env, cwd=c.APP,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [c.cli_path(), "import", str(path)], env=env, cwd=c.APP, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     out, err = process.stdout.read(), process.stderr.read()
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
@@ -158,8 +159,10 @@ def main() -> None:
             ("read_validate_s", "read+validate only"),
         ):
             print(f"{kind + ' ' + text:44} {m[key]:9.2f} {args.spots / m[key]:10,.0f}")
-        print(f"{kind + ' import peak memory (MB, empty / replace)':44} "
-              f"{m['empty_db_peak_mb']:9.0f} {m['replace_peak_mb']:10.0f}")
+        print(
+            f"{kind + ' import peak memory (MB, empty / replace)':44} "
+            f"{m['empty_db_peak_mb']:9.0f} {m['replace_peak_mb']:10.0f}"
+        )
     for order, value in results["bare_insert"]["median_s"].items():
         print(f"{'bare executemany, rows in ' + order + ' order':44} {value:9.2f} {args.spots / value:10,.0f}")
     print(f"CSV import / bare-insert limit: {results['csv_vs_bare']:.2f}x")

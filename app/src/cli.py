@@ -42,9 +42,7 @@ def _config(getter):
 def _open(create: bool = False) -> sqlite3.Connection:
     path = _config(config.database_path)
     if not create and not path.exists():
-        raise click.ClickException(
-            f"DATABASE_PATH {path} does not exist: run "
-            "'ctv-bookedbiz db upgrade' first")
+        raise click.ClickException(f"DATABASE_PATH {path} does not exist: run 'ctv-bookedbiz db upgrade' first")
     try:
         return db.connect(path, create=create)
     except sqlite3.Error as exc:
@@ -61,8 +59,7 @@ def _lock_holder() -> str:
         names.append(outer.info_name)
         outer = outer.parent
     words = ["ctv-bookedbiz", *reversed(names)]
-    words += [str(ctx.params[param.name]) for param in ctx.command.params
-              if isinstance(param, click.Argument)]
+    words += [str(ctx.params[param.name]) for param in ctx.command.params if isinstance(param, click.Argument)]
     try:
         user = pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
@@ -77,6 +74,7 @@ def _writes_database(unless: str | None = None):
     taken the command fails naming the holder, having changed nothing.
     ``unless``: the name of a flag with which the command only reads (it
     then runs without the lock)."""
+
     def decorate(command):
         @functools.wraps(command)
         def run(**params):
@@ -88,7 +86,9 @@ def _writes_database(unless: str | None = None):
                     return command(**params)
             except hostlock.LockError as exc:
                 raise click.ClickException(str(exc)) from None
+
         return run
+
     return decorate
 
 
@@ -101,7 +101,8 @@ def _database():
         if version != db.LATEST_VERSION:
             raise click.ClickException(
                 f"database schema is at version {version}, this application "
-                f"needs {db.LATEST_VERSION}: run 'ctv-bookedbiz db upgrade'")
+                f"needs {db.LATEST_VERSION}: run 'ctv-bookedbiz db upgrade'"
+            )
         yield conn
     finally:
         conn.close()
@@ -132,6 +133,7 @@ def main() -> None:
 
 
 # --- db --------------------------------------------------------------------
+
 
 @main.group("db")
 def db_group() -> None:
@@ -167,6 +169,7 @@ def db_version() -> None:
 
 # --- users -----------------------------------------------------------------
 
+
 @main.group("users")
 def users_group() -> None:
     """Accounts for the web application."""
@@ -182,14 +185,11 @@ def _password_hash(password: str) -> str:
 
 def _read_password() -> str:
     if sys.stdin.isatty():
-        password = click.prompt("Password", hide_input=True,
-                                confirmation_prompt=True)
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise click.ClickException(
-            f"the password must have at least {MIN_PASSWORD_LENGTH} "
-            "characters")
+        raise click.ClickException(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     return password
 
 
@@ -229,8 +229,7 @@ def users_set_password(name: str) -> None:
         if db.get_user(conn, username=name) is None:
             raise click.ClickException(f"no user {name!r}")
         password = _read_password()
-        db.update_user(conn, name,
-                       password_hash=_password_hash(password))
+        db.update_user(conn, name, password_hash=_password_hash(password))
     click.echo(f"password changed for {name}")
 
 
@@ -286,9 +285,9 @@ def users_unlock(name: str) -> None:
 
 # --- imports ---------------------------------------------------------------
 
+
 def _report_errors(exc: ImportFileError, path: Path) -> None:
-    click.echo(f"{path}: {exc.total} problem(s), nothing was imported:",
-               err=True)
+    click.echo(f"{path}: {exc.total} problem(s), nothing was imported:", err=True)
     for line in exc.errors[:SHOW_ERRORS]:
         click.echo(f"  {line}", err=True)
     if exc.total > SHOW_ERRORS:
@@ -312,12 +311,14 @@ def _file_problems(file: Path):
 def _rate(started: float, length: int):
     """What the progress bar shows after its bar: rows per second and the
     time left at that rate."""
+
     def show(done: int | None) -> str:
         elapsed = time.perf_counter() - started
         if not done or elapsed <= 0:
             return ""
         rate = done / elapsed
         return f"{rate:,.0f} rows/s, {(length - done) / rate:.1f}s left"
+
     return show
 
 
@@ -329,13 +330,21 @@ def _run_with_progress(text: str, length: int, work):
     started = time.perf_counter()
     show = _rate(started, length)
     done = 0
-    with click.progressbar(length=length, label=text, file=sys.stderr,
-                           show_eta=False, show_percent=True,
-                           item_show_func=show, update_min_steps=1) as bar:
+    with click.progressbar(
+        length=length,
+        label=text,
+        file=sys.stderr,
+        show_eta=False,
+        show_percent=True,
+        item_show_func=show,
+        update_min_steps=1,
+    ) as bar:
+
         def update(count: int) -> None:
             nonlocal done
             done += count
             bar.update(count, done)
+
         return work(update)
 
 
@@ -344,8 +353,7 @@ _ARCHIVED = re.compile(r"batch-(\d+)-")
 
 def _highest_archived(data_dir: Path) -> int:
     """The highest batch id of a file archived in DATA_PATH (0 if none)."""
-    numbers = [int(match.group(1)) for name in os.listdir(data_dir)
-               if (match := _ARCHIVED.match(name))]
+    numbers = [int(match.group(1)) for name in os.listdir(data_dir) if (match := _ARCHIVED.match(name))]
     return max(numbers, default=0)
 
 
@@ -368,30 +376,25 @@ class _Archive:
     def copy(self, batch_id: int) -> str:
         target = self.folder / f"batch-{batch_id:06d}-{self.file.name}"
         if os.path.lexists(target):
-            raise click.ClickException(
-                f"{target} exists already: it is not overwritten. Nothing "
-                "was imported.")
+            raise click.ClickException(f"{target} exists already: it is not overwritten. Nothing was imported.")
         try:
             try:
-                self.fd = os.open(self.folder, os.O_TMPFILE | os.O_WRONLY,
-                                  0o640)
+                self.fd = os.open(self.folder, os.O_TMPFILE | os.O_WRONLY, 0o640)
             except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR,
-                                     errno.EINVAL):
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
                     raise
                 self.hidden = self.folder / f".{target.name}.partial"
-                self.fd = os.open(self.hidden, os.O_WRONLY | os.O_CREAT
-                                  | os.O_TRUNC, 0o640)
+                self.fd = os.open(self.hidden, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
             # (not fsynced: the database's own commit is not either, with
             # synchronous = NORMAL)
-            with os.fdopen(self.fd, "wb", closefd=False) as out, \
-                    self.file.open("rb") as source:
+            with os.fdopen(self.fd, "wb", closefd=False) as out, self.file.open("rb") as source:
                 shutil.copyfileobj(source, out, 1 << 20)
         except OSError as exc:
             self.close()
             raise click.ClickException(
                 f"cannot keep a copy of the file in DATA_PATH {self.folder}:"
-                f" {exc.strerror or exc}. Nothing was imported.") from None
+                f" {exc.strerror or exc}. Nothing was imported."
+            ) from None
         self.target = target
         return str(target)
 
@@ -404,8 +407,7 @@ class _Archive:
         # file (os.link makes that call only when given a dir_fd)
         proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
         try:
-            os.link(str(self.fd), self.target, src_dir_fd=proc,
-                    follow_symlinks=True)
+            os.link(str(self.fd), self.target, src_dir_fd=proc, follow_symlinks=True)
         finally:
             os.close(proc)
 
@@ -418,10 +420,8 @@ class _Archive:
 
 
 @main.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False,
-                                        path_type=Path))
-@click.option("--check", is_flag=True,
-              help="Only validate the file and say what an import would do.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Only validate the file and say what an import would do.")
 @_writes_database(unless="check")
 def import_file(file: Path, check: bool) -> None:
     """Import a Commercial Log (.xlsx) or spots CSV.  The broadcast months
@@ -439,80 +439,103 @@ def import_file(file: Path, check: bool) -> None:
             closed = db.closed_months(conn)
             replace = [label(m) for m in months if m not in closed]
             skip = [label(m) for m in months if m in closed]
-            click.echo(f"{file}{read}: {len(spots)} valid spots; an import "
-                       f"would replace {', '.join(replace) or 'no months'}"
-                       + (f" and skip closed {', '.join(skip)}" if skip
-                          else ""))
+            click.echo(
+                f"{file}{read}: {len(spots)} valid spots; an import "
+                f"would replace {', '.join(replace) or 'no months'}"
+                + (f" and skip closed {', '.join(skip)}" if skip else "")
+            )
             return
 
         archive = _Archive(file, data_dir)
         try:
             result = _run_with_progress(
-                "importing", len(spots),
+                "importing",
+                len(spots),
                 lambda update: db.replace_spots(
-                    conn, spots.spots, source_file=str(file.resolve()),
-                    archive=archive.copy, progress=update,
-                    batch_ids_after=_highest_archived(data_dir)))
+                    conn,
+                    spots.spots,
+                    source_file=str(file.resolve()),
+                    archive=archive.copy,
+                    progress=update,
+                    batch_ids_after=_highest_archived(data_dir),
+                ),
+            )
             try:
                 archive.name()
             except FileExistsError:
                 raise click.ClickException(
                     f"batch {result.batch_id} was imported, but "
                     f"{result.stored_file} appeared meanwhile: it is not "
-                    "overwritten, and this file's copy was not kept") from None
+                    "overwritten, and this file's copy was not kept"
+                ) from None
         finally:
             archive.close()
     elapsed = time.perf_counter() - started
     months = ", ".join(label(m) for m in result.months) or "none"
-    click.echo(f"batch {result.batch_id}: imported {result.rows_written} "
-               f"spots for {months} in {elapsed:.1f}s"
-               + (f", read as {spots.encoding}" if spots.encoding else ""))
+    click.echo(
+        f"batch {result.batch_id}: imported {result.rows_written} "
+        f"spots for {months} in {elapsed:.1f}s" + (f", read as {spots.encoding}" if spots.encoding else "")
+    )
     if result.skipped_months:
         click.echo(
             f"skipped {result.rows_skipped} rows of closed month(s) "
-            + ", ".join(label(m) for m in result.skipped_months))
+            + ", ".join(label(m) for m in result.skipped_months)
+        )
     click.echo(f"file kept as {result.stored_file}")
 
 
 @main.command("import-budget")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False,
-                                        path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_writes_database()
 def import_budget(file: Path) -> None:
     """Import AE budgets from a CSV with columns ae, month, amount."""
     with _database() as conn:
         with _file_problems(file):
             rows = read_budget_file(file)
-        result = db.replace_budgets(conn, rows,
-                                    source_file=str(file.resolve()))
-    click.echo(f"batch {result.batch_id}: {result.rows_written} budget "
-               "rows imported")
+        result = db.replace_budgets(conn, rows, source_file=str(file.resolve()))
+    click.echo(f"batch {result.batch_id}: {result.rows_written} budget rows imported")
     if result.skipped_months:
-        click.echo(f"skipped {result.rows_skipped} rows of closed month(s) "
-                   + ", ".join(label(m) for m in result.skipped_months))
+        click.echo(
+            f"skipped {result.rows_skipped} rows of closed month(s) "
+            + ", ".join(label(m) for m in result.skipped_months)
+        )
 
 
 @main.command("batches")
-@click.option("--limit", type=click.IntRange(1, 10000), default=20,
-              show_default=True)
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
 def batches(limit: int) -> None:
     """List the most recent import batches."""
     with _database() as conn:
         rows = db.recent_batches(conn, limit)
     for row in rows:
         months = ",".join(label(m) for m in row["months"].split(",") if m)
-        skipped = ",".join(label(m) for m in row["skipped_months"].split(",")
-                           if m)
-        click.echo("\t".join(str(v) for v in (
-            row["id"], row["kind"], row["status"], row["finished_at"] or "",
-            row["row_count"], months or "-",
-            f"skipped {skipped}" if skipped else "-", row["source_file"])))
+        skipped = ",".join(label(m) for m in row["skipped_months"].split(",") if m)
+        click.echo(
+            "\t".join(
+                str(v)
+                for v in (
+                    row["id"],
+                    row["kind"],
+                    row["status"],
+                    row["finished_at"] or "",
+                    row["row_count"],
+                    months or "-",
+                    f"skipped {skipped}" if skipped else "-",
+                    row["source_file"],
+                )
+            )
+        )
 
 
 @main.command("close-month")
 @click.argument("month")
-@click.option("--by", "closed_by", default=lambda: os.environ.get(
-    "USER", "cli"), show_default="$USER", help="Who closes the month.")
+@click.option(
+    "--by",
+    "closed_by",
+    default=lambda: os.environ.get("USER", "cli"),
+    show_default="$USER",
+    help="Who closes the month.",
+)
 @_writes_database()
 def close_month(month: str, closed_by: str) -> None:
     """Close a broadcast month (Mmm-YY): imports no longer change it."""
@@ -538,25 +561,23 @@ def reopen_month(month: str) -> None:
 
 
 @main.command("demo-data")
-@click.option("--spots", type=click.IntRange(1, 5_000_000), default=20000,
-              show_default=True)
+@click.option("--spots", type=click.IntRange(1, 5_000_000), default=20000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--start", "start", default=None,
-              help="First broadcast month (Mmm-YY); default January of "
-                   "last year.")
-@click.option("--months", type=click.IntRange(1, 120), default=24,
-              show_default=True)
-@click.option("--export", "export", type=click.Path(dir_okay=False,
-                                                    path_type=Path),
-              default=None, help="Also write the spots as an import file "
-                                 "(.csv or .xlsx).")
-@click.option("--no-db", is_flag=True,
-              help="Only write the --export file; leave the database alone.")
-@click.option("--force", is_flag=True,
-              help="Replace months even if they hold imported (real) spots.")
+@click.option("--start", "start", default=None, help="First broadcast month (Mmm-YY); default January of last year.")
+@click.option("--months", type=click.IntRange(1, 120), default=24, show_default=True)
+@click.option(
+    "--export",
+    "export",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the spots as an import file (.csv or .xlsx).",
+)
+@click.option("--no-db", is_flag=True, help="Only write the --export file; leave the database alone.")
+@click.option("--force", is_flag=True, help="Replace months even if they hold imported (real) spots.")
 @_writes_database(unless="no_db")
-def demo_data(spots: int, seed: int, start: str | None, months: int,
-              export: Path | None, no_db: bool, force: bool) -> None:
+def demo_data(
+    spots: int, seed: int, start: str | None, months: int, export: Path | None, no_db: bool, force: bool
+) -> None:
     """Generate deterministic synthetic spots and budgets."""
     from .demo import generate
     from .importer import write_spot_file
@@ -564,8 +585,7 @@ def demo_data(spots: int, seed: int, start: str | None, months: int,
     if no_db and export is None:
         raise click.UsageError("--no-db needs --export FILE")
     if export is not None and export.suffix.lower() not in (".csv", ".xlsx"):
-        raise click.BadParameter("use a .csv or .xlsx file",
-                                 param_hint="--export")
+        raise click.BadParameter("use a .csv or .xlsx file", param_hint="--export")
     start_key = _month(start) if start else f"{date.today().year - 1}-01"
     if not no_db and not force:
         with _database() as conn:
@@ -573,7 +593,8 @@ def demo_data(spots: int, seed: int, start: str | None, months: int,
                 raise click.ClickException(
                     "the database holds imported spots, which demo data "
                     "would replace; use --force to do so anyway, or "
-                    "--export FILE --no-db")
+                    "--export FILE --no-db"
+                )
     started = time.perf_counter()
     with _bulk():
         rows, budgets = generate(spots, seed, start_key, months)
@@ -584,15 +605,18 @@ def demo_data(spots: int, seed: int, start: str | None, months: int,
         return
     with _database() as conn, _bulk():
         result = db.replace_spots(
-            conn, rows, kind="demo",
-            source_file=f"demo-data --spots {spots} --seed {seed} "
-                        f"--start {start_key} --months {months}")
+            conn,
+            rows,
+            kind="demo",
+            source_file=f"demo-data --spots {spots} --seed {seed} --start {start_key} --months {months}",
+        )
         db.replace_budgets(conn, budgets, source_file=f"demo-data --seed {seed}")
     elapsed = time.perf_counter() - started
-    click.echo(f"batch {result.batch_id}: {result.rows_written} demo spots "
-               f"for {label(start_key)} to "
-               f"{label(rows and max(r[2] for r in rows) or start_key)} "
-               f"in {elapsed:.1f}s")
+    click.echo(
+        f"batch {result.batch_id}: {result.rows_written} demo spots "
+        f"for {label(start_key)} to "
+        f"{label(rows and max(r[2] for r in rows) or start_key)} "
+        f"in {elapsed:.1f}s"
+    )
     if result.skipped_months:
-        click.echo("skipped closed month(s) "
-                   + ", ".join(label(m) for m in result.skipped_months))
+        click.echo("skipped closed month(s) " + ", ".join(label(m) for m in result.skipped_months))

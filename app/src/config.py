@@ -30,9 +30,7 @@ class ConfigError(Exception):
 def is_development(env: Mapping[str, str]) -> bool:
     value = env.get(ENV_VAR, "production").strip().lower()
     if value not in ("production", "development"):
-        raise ConfigError(
-            f"{ENV_VAR} must be 'production' or 'development', not {value!r}"
-        )
+        raise ConfigError(f"{ENV_VAR} must be 'production' or 'development', not {value!r}")
     return value == "development"
 
 
@@ -47,9 +45,7 @@ def database_path(env: Mapping[str, str] | None = None) -> Path:
     raw = env.get("DATABASE_PATH", "").strip()
     if not raw:
         if not is_development(env):
-            raise ConfigError(
-                "DATABASE_PATH is not set (path of the SQLite database file)"
-            )
+            raise ConfigError("DATABASE_PATH is not set (path of the SQLite database file)")
         path = _dev_data_dir(env) / "bookedbiz.db"
         path.parent.mkdir(parents=True, exist_ok=True)
         log.warning("development mode: DATABASE_PATH defaults to %s", path)
@@ -58,9 +54,7 @@ def database_path(env: Mapping[str, str] | None = None) -> Path:
     if path.is_dir():
         raise ConfigError(f"DATABASE_PATH {raw} is a directory, not a file")
     if not path.parent.is_dir():
-        raise ConfigError(
-            f"DATABASE_PATH {raw}: directory {path.parent} does not exist"
-        )
+        raise ConfigError(f"DATABASE_PATH {raw}: directory {path.parent} does not exist")
     return path
 
 
@@ -70,9 +64,7 @@ def data_path(env: Mapping[str, str] | None = None) -> Path:
     raw = env.get("DATA_PATH", "").strip()
     if not raw:
         if not is_development(env):
-            raise ConfigError(
-                "DATA_PATH is not set (directory for processed import files)"
-            )
+            raise ConfigError("DATA_PATH is not set (directory for processed import files)")
         path = _dev_data_dir(env) / "imports"
         path.mkdir(parents=True, exist_ok=True)
         log.warning("development mode: DATA_PATH defaults to %s", path)
@@ -89,9 +81,7 @@ def _read_secret_file(variable: str, path: Path) -> str:
     try:
         value = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(
-            f"{variable}: cannot read {path}: {exc.strerror or exc}"
-        ) from None
+        raise ConfigError(f"{variable}: cannot read {path}: {exc.strerror or exc}") from None
     if not value:
         raise ConfigError(f"{variable}: {path} is empty")
     return value
@@ -105,30 +95,19 @@ def secret_key(env: Mapping[str, str] | None = None) -> str:
     value = env.get("SECRET_KEY", "").strip()
     if not value and env.get("SECRET_KEY_FILE", "").strip():
         variable = "SECRET_KEY_FILE"
-        value = _read_secret_file(
-            variable, Path(env["SECRET_KEY_FILE"].strip()).expanduser()
-        )
+        value = _read_secret_file(variable, Path(env["SECRET_KEY_FILE"].strip()).expanduser())
     elif not value and env.get("CREDENTIALS_DIRECTORY", "").strip():
         variable = "CREDENTIALS_DIRECTORY"
-        value = _read_secret_file(
-            variable, Path(env["CREDENTIALS_DIRECTORY"].strip()) / "secret_key"
-        )
+        value = _read_secret_file(variable, Path(env["CREDENTIALS_DIRECTORY"].strip()) / "secret_key")
     if not value:
         if is_development(env):
-            log.warning(
-                "development mode: no SECRET_KEY, using a random one "
-                "(sessions end when the process stops)"
-            )
+            log.warning("development mode: no SECRET_KEY, using a random one (sessions end when the process stops)")
             return secrets.token_hex(32)
         raise ConfigError(
-            "SECRET_KEY is not set (nor SECRET_KEY_FILE, nor "
-            "CREDENTIALS_DIRECTORY containing secret_key)"
+            "SECRET_KEY is not set (nor SECRET_KEY_FILE, nor CREDENTIALS_DIRECTORY containing secret_key)"
         )
     if len(value) < MIN_SECRET_LENGTH:
-        raise ConfigError(
-            f"{variable}: the secret key is shorter than "
-            f"{MIN_SECRET_LENGTH} characters"
-        )
+        raise ConfigError(f"{variable}: the secret key is shorter than {MIN_SECRET_LENGTH} characters")
     return value
 
 

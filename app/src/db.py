@@ -26,9 +26,21 @@ ROLES = ("admin", "management", "ae", "viewer")
 
 # Columns of a spot row as produced by the importer and demo-data, in order.
 SPOT_COLUMNS = (
-    "bill_code", "air_date", "broadcast_month", "customer", "agency",
-    "sales_person", "revenue_type", "spot_type", "language_code", "market",
-    "length_seconds", "gross_rate", "station_net", "broker_fees", "contract",
+    "bill_code",
+    "air_date",
+    "broadcast_month",
+    "customer",
+    "agency",
+    "sales_person",
+    "revenue_type",
+    "spot_type",
+    "language_code",
+    "market",
+    "length_seconds",
+    "gross_rate",
+    "station_net",
+    "broker_fees",
+    "contract",
 )
 
 # Versioned migrations: MIGRATIONS[i] takes the schema from version i to i+1.
@@ -207,8 +219,7 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (
-                sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
             if not busy or time.monotonic() >= deadline:
                 raise
         time.sleep(0.02)
@@ -218,8 +229,7 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
     """Open the database.  Without ``create`` a missing file is an error
     (so the web application never creates an empty database)."""
     uri = Path(path).absolute().as_uri() + ("?mode=rwc" if create else "?mode=rw")
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None,
-                           check_same_thread=False)
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     try:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -247,6 +257,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 # --- schema ---------------------------------------------------------------
 
+
 def schema_version(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA user_version").fetchone()[0]
 
@@ -257,8 +268,8 @@ def _statements(script: str) -> Iterator[str]:
     the transaction that :func:`upgrade` has to hold around them."""
     start = 0
     for end, char in enumerate(script):
-        if char == ";" and sqlite3.complete_statement(script[start:end + 1]):
-            yield script[start:end + 1]
+        if char == ";" and sqlite3.complete_statement(script[start : end + 1]):
+            yield script[start : end + 1]
             start = end + 1
     if script[start:].strip():
         yield script[start:]
@@ -288,8 +299,7 @@ def upgrade(conn: sqlite3.Connection) -> tuple[int, int]:
         conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
 
 
-def _upgrade_steps(conn: sqlite3.Connection, before: int | None, *,
-                   check_keys: bool) -> tuple[int, int]:
+def _upgrade_steps(conn: sqlite3.Connection, before: int | None, *, check_keys: bool) -> tuple[int, int]:
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -298,8 +308,8 @@ def _upgrade_steps(conn: sqlite3.Connection, before: int | None, *,
                 before = version
             if version > LATEST_VERSION:
                 raise RuntimeError(
-                    f"database schema version {version} is newer than this "
-                    f"application ({LATEST_VERSION})")
+                    f"database schema version {version} is newer than this application ({LATEST_VERSION})"
+                )
             if version == LATEST_VERSION:
                 conn.execute("ROLLBACK")  # nothing was written
                 return before, version
@@ -309,8 +319,8 @@ def _upgrade_steps(conn: sqlite3.Connection, before: int | None, *,
                 broken = conn.execute("PRAGMA foreign_key_check").fetchone()
                 if broken is not None:
                     raise RuntimeError(
-                        f"migration {version + 1} leaves a row of "
-                        f"{broken[0]} referring to no row of {broken[2]}")
+                        f"migration {version + 1} leaves a row of {broken[0]} referring to no row of {broken[2]}"
+                    )
             conn.execute(f"PRAGMA user_version = {version + 1}")
         except BaseException:
             if conn.in_transaction:
@@ -320,6 +330,7 @@ def _upgrade_steps(conn: sqlite3.Connection, before: int | None, *,
 
 
 # --- Flask glue ------------------------------------------------------------
+
 
 def get_db() -> sqlite3.Connection:
     """The request's connection, opened on first use."""
@@ -348,6 +359,7 @@ def query(sql: str, params: Sequence | dict = ()) -> list[sqlite3.Row]:
 
 # --- users -----------------------------------------------------------------
 
+
 def new_session_nonce() -> str:
     return secrets.token_hex(16)
 
@@ -355,26 +367,20 @@ def new_session_nonce() -> str:
 def add_user(conn, username: str, password_hash: str, role: str) -> int:
     with transaction(conn):
         cur = conn.execute(
-            "INSERT INTO users (username, password_hash, role, created_at,"
-            " session_nonce) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO users (username, password_hash, role, created_at, session_nonce) VALUES (?, ?, ?, ?, ?)",
             (username, password_hash, role, now_iso(), new_session_nonce()),
         )
     return cur.lastrowid
 
 
-def get_user(conn, *, user_id: int | None = None,
-             username: str | None = None) -> sqlite3.Row | None:
+def get_user(conn, *, user_id: int | None = None, username: str | None = None) -> sqlite3.Row | None:
     if user_id is not None:
-        return conn.execute("SELECT * FROM users WHERE id = ?",
-                            (user_id,)).fetchone()
-    return conn.execute("SELECT * FROM users WHERE username = ?",
-                        (username,)).fetchone()
+        return conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+    return conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
 
 
 def list_users(conn) -> list[sqlite3.Row]:
-    return conn.execute(
-        "SELECT id, username, role, active, created_at FROM users"
-        " ORDER BY username").fetchall()
+    return conn.execute("SELECT id, username, role, active, created_at FROM users ORDER BY username").fetchall()
 
 
 def update_user(conn, username: str, **changes) -> bool:
@@ -397,37 +403,38 @@ def update_user(conn, username: str, **changes) -> bool:
 def end_sessions(conn, user_id: int) -> None:
     """Every session of the user stops being accepted (see web.auth)."""
     with transaction(conn):
-        conn.execute("UPDATE users SET session_nonce = ? WHERE id = ?",
-                     (new_session_nonce(), user_id))
+        conn.execute("UPDATE users SET session_nonce = ? WHERE id = ?", (new_session_nonce(), user_id))
 
 
 # --- login throttling --------------------------------------------------------
+
 
 @dataclass
 class LoginAttempt:
     """The outcome of :func:`begin_login_attempt`: either ``attempt_id`` (a
     row recorded as a failure until :func:`login_succeeded`) or
     ``retry_after`` seconds when a limit is reached."""
+
     attempt_id: int | None
     retry_after: int = 0
 
 
-def _retry_after(conn, column: str, key: str, since: float, limit: int,
-                 window: float, now: float) -> int:
+def _retry_after(conn, column: str, key: str, since: float, limit: int, window: float, now: float) -> int:
     """Seconds until fewer than ``limit`` failures remain in the window, or
     0 when fewer already do."""
     row = conn.execute(
         f"SELECT attempted_at FROM login_attempts WHERE {column} = ?"
         " AND attempted_at > ? ORDER BY attempted_at DESC LIMIT 1 OFFSET ?",
-        (key, since, limit - 1)).fetchone()
+        (key, since, limit - 1),
+    ).fetchone()
     if row is None:
         return 0
     return max(1, math.ceil(row[0] + window - now))
 
 
-def begin_login_attempt(conn, username: str, address: str, *, now: float,
-                        window: float, per_user: int,
-                        per_address: int) -> LoginAttempt:
+def begin_login_attempt(
+    conn, username: str, address: str, *, now: float, window: float, per_user: int, per_address: int
+) -> LoginAttempt:
     """In one transaction: prune attempts older than ``window`` seconds;
     refuse when ``username`` or ``address`` has ``per_user`` /
     ``per_address`` failures in the window; otherwise record this attempt
@@ -436,26 +443,23 @@ def begin_login_attempt(conn, username: str, address: str, *, now: float,
     cannot get past the limit."""
     since = now - window
     with transaction(conn):
-        conn.execute("DELETE FROM login_attempts WHERE attempted_at <= ?",
-                     (since,))
+        conn.execute("DELETE FROM login_attempts WHERE attempted_at <= ?", (since,))
         wait = max(
-            _retry_after(conn, "username", username, since, per_user,
-                         window, now),
-            _retry_after(conn, "address", address, since, per_address,
-                         window, now))
+            _retry_after(conn, "username", username, since, per_user, window, now),
+            _retry_after(conn, "address", address, since, per_address, window, now),
+        )
         if wait:
             return LoginAttempt(None, wait)
         cur = conn.execute(
-            "INSERT INTO login_attempts (username, address, attempted_at)"
-            " VALUES (?, ?, ?)", (username, address, now))
+            "INSERT INTO login_attempts (username, address, attempted_at) VALUES (?, ?, ?)", (username, address, now)
+        )
     return LoginAttempt(cur.lastrowid)
 
 
 def login_succeeded(conn, username: str) -> None:
     """A successful login clears the failures counted for its user name."""
     with transaction(conn):
-        conn.execute("DELETE FROM login_attempts WHERE username = ?",
-                     (username,))
+        conn.execute("DELETE FROM login_attempts WHERE username = ?", (username,))
 
 
 def clear_login_failures(conn, username: str) -> int:
@@ -463,17 +467,16 @@ def clear_login_failures(conn, username: str) -> int:
     failed logins counted for it, which then no longer count for their
     address either, and returns how many there were."""
     with transaction(conn):
-        cur = conn.execute("DELETE FROM login_attempts WHERE username = ?",
-                           (username,))
+        cur = conn.execute("DELETE FROM login_attempts WHERE username = ?", (username,))
     return cur.rowcount
 
 
 # --- data version ------------------------------------------------------------
 
+
 def data_version(conn) -> int:
     """Changes whenever spots, budgets or month closures change."""
-    return conn.execute(
-        "SELECT version FROM data_version WHERE id = 1").fetchone()[0]
+    return conn.execute("SELECT version FROM data_version WHERE id = 1").fetchone()[0]
 
 
 def _bump_data_version(conn) -> None:
@@ -483,17 +486,16 @@ def _bump_data_version(conn) -> None:
 
 # --- months ----------------------------------------------------------------
 
+
 def closed_months(conn) -> set[str]:
-    return {row[0] for row in conn.execute(
-        "SELECT broadcast_month FROM month_closures")}
+    return {row[0] for row in conn.execute("SELECT broadcast_month FROM month_closures")}
 
 
 def close_month(conn, month: str, closed_by: str) -> bool:
     """Close a month; False when it was already closed."""
     with transaction(conn):
         cur = conn.execute(
-            "INSERT OR IGNORE INTO month_closures"
-            " (broadcast_month, closed_at, closed_by) VALUES (?, ?, ?)",
+            "INSERT OR IGNORE INTO month_closures (broadcast_month, closed_at, closed_by) VALUES (?, ?, ?)",
             (month, now_iso(), closed_by),
         )
         if cur.rowcount == 1:
@@ -503,33 +505,33 @@ def close_month(conn, month: str, closed_by: str) -> bool:
 
 def reopen_month(conn, month: str) -> bool:
     with transaction(conn):
-        cur = conn.execute(
-            "DELETE FROM month_closures WHERE broadcast_month = ?", (month,))
+        cur = conn.execute("DELETE FROM month_closures WHERE broadcast_month = ?", (month,))
         if cur.rowcount == 1:
             _bump_data_version(conn)
     return cur.rowcount == 1
 
 
 def last_import(conn) -> str | None:
-    return conn.execute(
-        "SELECT max(finished_at) FROM import_batches"
-        " WHERE status = 'completed'").fetchone()[0]
+    return conn.execute("SELECT max(finished_at) FROM import_batches WHERE status = 'completed'").fetchone()[0]
 
 
 def has_imported_spots(conn) -> bool:
     """True when some stored spots came from a real import (not demo-data)."""
-    return conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM spots AS s JOIN import_batches AS b"
-        " ON b.id = s.import_batch_id WHERE b.kind <> 'demo')").fetchone()[0] == 1
+    return (
+        conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM spots AS s JOIN import_batches AS b"
+            " ON b.id = s.import_batch_id WHERE b.kind <> 'demo')"
+        ).fetchone()[0]
+        == 1
+    )
 
 
 def recent_batches(conn, limit: int = 20) -> list[sqlite3.Row]:
-    return conn.execute(
-        "SELECT * FROM import_batches ORDER BY id DESC LIMIT ?",
-        (limit,)).fetchall()
+    return conn.execute("SELECT * FROM import_batches ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
 
 
 # --- imports ---------------------------------------------------------------
+
 
 @dataclass
 class ImportResult:
@@ -545,14 +547,12 @@ def _customer_ids(conn, names: Iterable[str]) -> dict[str, int]:
     """Map each of ``names`` (exact spelling) -> customer id, adding
     customers not seen yet.  Spellings that differ only in case are one
     customer; the first spelling seen is the one kept."""
-    ids = {name.casefold(): cid
-           for cid, name in conn.execute("SELECT id, name FROM customers")}
+    ids = {name.casefold(): cid for cid, name in conn.execute("SELECT id, name FROM customers")}
     result = {}
     for name in names:
         key = name.casefold()
         if key not in ids:
-            ids[key] = conn.execute(
-                "INSERT INTO customers (name) VALUES (?)", (name,)).lastrowid
+            ids[key] = conn.execute("INSERT INTO customers (name) VALUES (?)", (name,)).lastrowid
         result[name] = ids[key]
     return result
 
@@ -562,8 +562,7 @@ def spot_schema() -> dict:
     import polars as pl
 
     numbers = {"length_seconds", "gross_rate", "station_net", "broker_fees"}
-    return {name: pl.Int64 if name in numbers else pl.String
-            for name in SPOT_COLUMNS}
+    return {name: pl.Int64 if name in numbers else pl.String for name in SPOT_COLUMNS}
 
 
 # spots.source_file is left NULL: the batch row names the file once
@@ -583,8 +582,7 @@ _INSERT_TOTALS = (
     " net) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # what a spot_totals row adds up
-_TOTALS_KEY = ("broadcast_month", "customer_id", "sales_person",
-               "revenue_type", "market", "language_code")
+_TOTALS_KEY = ("broadcast_month", "customer_id", "sales_person", "revenue_type", "market", "language_code")
 
 _FINISH_BATCH = (
     "UPDATE import_batches SET stored_file = ?, finished_at = ?,"
@@ -620,17 +618,19 @@ def _new_batch(conn, kind: str, source_file: str, after: int) -> int:
         "SELECT max(coalesce((SELECT seq FROM sqlite_sequence"
         " WHERE name = 'import_batches'), 0),"
         " coalesce((SELECT max(id) FROM import_batches), 0), ?) + 1",
-        (after,)).fetchone()[0]
+        (after,),
+    ).fetchone()[0]
     conn.execute(
-        "INSERT INTO import_batches (id, kind, source_file, started_at)"
-        " VALUES (?, ?, ?, ?)", (next_id, kind, source_file, now_iso()))
+        "INSERT INTO import_batches (id, kind, source_file, started_at) VALUES (?, ?, ?, ?)",
+        (next_id, kind, source_file, now_iso()),
+    )
     return next_id
 
 
-def _finish_batch(conn, batch_id: int, *, stored: str | None, rows: int,
-                  months: Sequence[str], skipped: Sequence[str]) -> None:
-    conn.execute(_FINISH_BATCH, (stored, now_iso(), rows, ",".join(months),
-                                 ",".join(skipped), batch_id))
+def _finish_batch(
+    conn, batch_id: int, *, stored: str | None, rows: int, months: Sequence[str], skipped: Sequence[str]
+) -> None:
+    conn.execute(_FINISH_BATCH, (stored, now_iso(), rows, ",".join(months), ",".join(skipped), batch_id))
 
 
 def _spot_frame(spots):
@@ -649,12 +649,17 @@ def _totals(spots, by_name: dict[str, int], batch_id: int) -> list[tuple]:
     market, language, NULL first, text in code point order (BINARY)."""
     import polars as pl
 
-    rows = spots.with_columns(customer_id=pl.col("customer").replace_strict(
-        by_name, return_dtype=pl.Int64)).group_by(_TOTALS_KEY).agg(
-        pl.len(), pl.col("gross_rate").sum(), pl.col("station_net").sum(),
-    ).rows()
-    rows.sort(key=lambda row: [(value is not None, value)
-                               for value in row[:len(_TOTALS_KEY)]])
+    rows = (
+        spots.with_columns(customer_id=pl.col("customer").replace_strict(by_name, return_dtype=pl.Int64))
+        .group_by(_TOTALS_KEY)
+        .agg(
+            pl.len(),
+            pl.col("gross_rate").sum(),
+            pl.col("station_net").sum(),
+        )
+        .rows()
+    )
+    rows.sort(key=lambda row: [(value is not None, value) for value in row[: len(_TOTALS_KEY)]])
     return [(*row[:6], batch_id, *row[6:]) for row in rows]
 
 
@@ -689,23 +694,20 @@ def replace_spots(
         # one buffer per column: taking a chunk's rows from it is cheaper
         kept = kept.rechunk()
         month_rank = {month: rank for rank, month in enumerate(keep)}
-        by_month = kept.get_column("broadcast_month").replace_strict(
-            month_rank, return_dtype=pl.Int64)
+        by_month = kept.get_column("broadcast_month").replace_strict(month_rank, return_dtype=pl.Int64)
         names = kept.get_column("customer")
         # the distinct names in file order (by month, then file order,
         # when months are skipped): the first spelling seen is kept
-        first_seen = names.gather((by_month * len(names) + pl.int_range(
-            len(names), dtype=pl.Int64, eager=True)).arg_sort()) \
-            if skipped else names
-        by_name = _customer_ids(
-            conn, first_seen.unique(maintain_order=True).to_list())
+        first_seen = (
+            names.gather((by_month * len(names) + pl.int_range(len(names), dtype=pl.Int64, eager=True)).arg_sort())
+            if skipped
+            else names
+        )
+        by_name = _customer_ids(conn, first_seen.unique(maintain_order=True).to_list())
         if keep:
             marks = ", ".join("?" * len(keep))
-            conn.execute(
-                f"DELETE FROM spots WHERE broadcast_month IN ({marks})", keep)
-            conn.execute(
-                f"DELETE FROM spot_totals WHERE broadcast_month IN ({marks})",
-                keep)
+            conn.execute(f"DELETE FROM spots WHERE broadcast_month IN ({marks})", keep)
+            conn.execute(f"DELETE FROM spot_totals WHERE broadcast_month IN ({marks})", keep)
         # Written month by month and by customer name within a month (file
         # order for the same name), a month's spots sit together on disk
         # and the (month, customer) index is filled in order: inserting is
@@ -716,41 +718,36 @@ def replace_spots(
         name_rank = {name: rank for rank, name in enumerate(sorted(by_name))}
         # (with the row number in the key, every key is distinct: the
         # order is that of a stable sort)
-        order = ((by_month * len(name_rank) + names.replace_strict(
-            name_rank, return_dtype=pl.Int64)) * len(names)
-            + pl.int_range(len(names), dtype=pl.Int64, eager=True)).arg_sort()
+        order = (
+            (by_month * len(name_rank) + names.replace_strict(name_rank, return_dtype=pl.Int64)) * len(names)
+            + pl.int_range(len(names), dtype=pl.Int64, eager=True)
+        ).arg_sort()
         del by_month
-        columns = [*SPOT_COLUMNS[:3], "customer_id", *SPOT_COLUMNS[4:],
-                   "import_batch_id"]
+        columns = [*SPOT_COLUMNS[:3], "customer_id", *SPOT_COLUMNS[4:], "import_batch_id"]
         month_sizes = kept.get_column("broadcast_month").value_counts()
         sizes = dict(month_sizes.iter_rows())
         start = 0
         for month in keep:
             end = start + sizes.get(month, 0)
             for offset in range(start, end, CHUNK):
-                part = kept[order[offset:min(offset + CHUNK, end)]]
+                part = kept[order[offset : min(offset + CHUNK, end)]]
                 part = part.with_columns(
-                    customer_id=pl.col("customer").replace_strict(
-                        by_name, return_dtype=pl.Int64),
-                    import_batch_id=pl.lit(batch_id, dtype=pl.Int64))
-                conn.executemany(_INSERT_SPOT, zip(
-                    *(part.get_column(c).to_list() for c in columns),
-                    strict=True))
+                    customer_id=pl.col("customer").replace_strict(by_name, return_dtype=pl.Int64),
+                    import_batch_id=pl.lit(batch_id, dtype=pl.Int64),
+                )
+                conn.executemany(_INSERT_SPOT, zip(*(part.get_column(c).to_list() for c in columns), strict=True))
                 if progress is not None:
                     progress(part.height)
             start = end
         written = start
         conn.executemany(_INSERT_TOTALS, _totals(kept, by_name, batch_id))
         stored = archive(batch_id) if archive is not None else None
-        _finish_batch(conn, batch_id, stored=stored, rows=written,
-                      months=keep, skipped=skipped)
+        _finish_batch(conn, batch_id, stored=stored, rows=written, months=keep, skipped=skipped)
         _bump_data_version(conn)
-    return ImportResult(batch_id, written, keep, skipped,
-                        frame.height - written, stored)
+    return ImportResult(batch_id, written, keep, skipped, frame.height - written, stored)
 
 
-def replace_budgets(conn, rows: Sequence[tuple[str, str, int]], *,
-                    source_file: str) -> ImportResult:
+def replace_budgets(conn, rows: Sequence[tuple[str, str, int]], *, source_file: str) -> ImportResult:
     """Insert or replace (sales_person, month, amount in cents) budget rows;
     months that are closed are skipped and reported."""
     months = sorted({row[1] for row in rows})
@@ -767,10 +764,8 @@ def replace_budgets(conn, rows: Sequence[tuple[str, str, int]], *,
             " import_batch_id = excluded.import_batch_id",
             [(*row, batch_id) for row in keep],
         )
-        _finish_batch(conn, batch_id, stored=None, rows=len(keep),
-                      months=[m for m in months if m not in closed],
-                      skipped=skipped)
+        _finish_batch(
+            conn, batch_id, stored=None, rows=len(keep), months=[m for m in months if m not in closed], skipped=skipped
+        )
         _bump_data_version(conn)
-    return ImportResult(batch_id, len(keep),
-                        [m for m in months if m not in closed], skipped,
-                        len(rows) - len(keep))
+    return ImportResult(batch_id, len(keep), [m for m in months if m not in closed], skipped, len(rows) - len(keep))

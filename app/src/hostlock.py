@@ -37,7 +37,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 WAIT_ENV = "CTV_BOOKEDBIZ_DB_LOCK_WAIT"
@@ -88,18 +88,15 @@ os.register_at_fork(after_in_child=_forget_in_child)
 def _open(path: Path) -> tuple[int, bool]:
     """The lock file's descriptor, and whether it is writable."""
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                       0o660), True
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660), True
     except PermissionError:
         pass
     except OSError as exc:
-        raise LockError(f"cannot open the lock file {path}: "
-                        f"{exc.strerror or exc}") from None
+        raise LockError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
     try:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC), False
     except OSError as exc:
-        raise LockError(f"cannot open the lock file {path}: "
-                        f"{exc.strerror or exc}") from None
+        raise LockError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
 
 
 def _try_lock(fd: int) -> bool:
@@ -124,17 +121,21 @@ def _holder(fd: int) -> dict | None:
 def describe(record: dict | None) -> str:
     if record is None:
         return "an unknown process"
-    return (f"{record.get('holder', '?')} (pid {record.get('pid', '?')}) "
-            f"since {record.get('since', '?')}")
+    return f"{record.get('holder', '?')} (pid {record.get('pid', '?')}) since {record.get('since', '?')}"
 
 
 def _write_holder(fd: int, holder: str) -> None:
-    line = json.dumps({
-        "holder": holder,
-        "pid": os.getpid(),
-        "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "token": secrets.token_hex(16),
-    }) + "\n"
+    line = (
+        json.dumps(
+            {
+                "holder": holder,
+                "pid": os.getpid(),
+                "since": datetime.now(UTC).isoformat(timespec="seconds"),
+                "token": secrets.token_hex(16),
+            }
+        )
+        + "\n"
+    )
     os.ftruncate(fd, 0)
     os.pwrite(fd, line.encode(), 0)
 
@@ -144,19 +145,17 @@ def _check_token(path: Path, token: str) -> None:
     try:
         if _try_lock(fd):
             raise LockError(
-                f"lock token given but nobody holds the lock ({TOKEN_ENV} "
-                f"is set, {path} is free); nothing was changed")
+                f"lock token given but nobody holds the lock ({TOKEN_ENV} is set, {path} is free); nothing was changed"
+            )
         record = _holder(fd)
         if record is None or record.get("token") != token:
-            raise LockError(f"the lock is held by {describe(record)}, not "
-                            "by this run; nothing was changed")
+            raise LockError(f"the lock is held by {describe(record)}, not by this run; nothing was changed")
     finally:
         os.close(fd)  # releases the lock if the check took it
 
 
 @contextmanager
-def held(database: str | Path, holder: str,
-         wait: float | None = None) -> Iterator[None]:
+def held(database: str | Path, holder: str, wait: float | None = None) -> Iterator[None]:
     """Hold the host lock of ``database`` for the ``with`` block; or, when
     ``CTV_BOOKEDBIZ_DB_LOCK_TOKEN`` is set, check that the run holding it
     is ours.  ``holder`` says who, e.g. "ctv-bookedbiz import weekly.csv
@@ -176,13 +175,11 @@ def held(database: str | Path, holder: str,
         while not _try_lock(fd):
             if time.monotonic() >= deadline:
                 record = _holder(fd)
-                who = (f" by {describe(record)}" if record is not None
-                       else f", held by {describe(record)}")
+                who = f" by {describe(record)}" if record is not None else f", held by {describe(record)}"
                 raise LockError(
-                    f"the database is locked{who}; try again later "
-                    f"(waited {wait:g} s; nothing was changed)")
-            time.sleep(min(RETRY_EVERY,
-                           max(deadline - time.monotonic(), 0.01)))
+                    f"the database is locked{who}; try again later (waited {wait:g} s; nothing was changed)"
+                )
+            time.sleep(min(RETRY_EVERY, max(deadline - time.monotonic(), 0.01)))
         _held.add(fd)
         if writable:
             _write_holder(fd, holder)

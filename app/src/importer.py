@@ -108,9 +108,7 @@ def _where(data: bytes, offset: int) -> str:
     row = len(records)
     field = len(records[-1]) if records else 1
     header = records[0] if records else []
-    name = (f" ({header[field - 1].strip()})"
-            if row > 1 and field <= len(header) and header[field - 1].strip()
-            else "")
+    name = f" ({header[field - 1].strip()})" if row > 1 and field <= len(header) and header[field - 1].strip() else ""
     return f"row {row}, column {field}{name}"
 
 
@@ -120,7 +118,7 @@ def decode(data: bytes) -> tuple[str, str]:
     of the first byte that is neither."""
     if data.startswith(codecs.BOM_UTF8):
         try:
-            return data[len(codecs.BOM_UTF8):].decode("utf-8"), UTF8_BOM
+            return data[len(codecs.BOM_UTF8) :].decode("utf-8"), UTF8_BOM
         except UnicodeDecodeError as exc:
             # the mark says UTF-8: read as Windows-1252 every accent would
             # come out wrong
@@ -128,7 +126,8 @@ def decode(data: bytes) -> tuple[str, str]:
             raise EncodingError(
                 f"starts with a UTF-8 byte-order mark but is not UTF-8 "
                 f"text: {_where(data, bad)} has byte 0x{data[bad]:02X}. "
-                "Save it from Excel as \"CSV UTF-8\".") from None
+                'Save it from Excel as "CSV UTF-8".'
+            ) from None
     else:
         try:
             return data.decode("utf-8"), UTF8
@@ -143,7 +142,8 @@ def decode(data: bytes) -> tuple[str, str]:
         f"{_where(data, utf8_error)} has byte 0x{data[utf8_error]:02X}; as "
         f"Windows-1252, {_where(data, cp1252_error)} has byte "
         f"0x{data[cp1252_error]:02X}. Save it from Excel as "
-        "\"CSV UTF-8\".")
+        '"CSV UTF-8".'
+    )
 
 
 # --- cells: the file as a table of texts -----------------------------------
@@ -151,6 +151,7 @@ def decode(data: bytes) -> tuple[str, str]:
 # A table of cells has the columns NAMES (text; null where a row has fewer
 # cells), "row" (the row number in the file, the header being row 1) and
 # "width" (how many cells the row has).  Blank rows are not in it.
+
 
 def _cells_from_rows(rows: Iterable[tuple[int, Sequence[str]]]):
     """The cells of numbered rows (each a list of texts)."""
@@ -165,10 +166,12 @@ def _cells_from_rows(rows: Iterable[tuple[int, Sequence[str]]]):
         for index, column in enumerate(columns):
             column.append(cells[index] if index < len(cells) else None)
     return pl.DataFrame(
-        {**{name: pl.Series(name, column, dtype=pl.String)
-            for name, column in zip(NAMES, columns, strict=True)},
-         "row": pl.Series("row", numbers, dtype=pl.Int64),
-         "width": pl.Series("width", widths, dtype=pl.Int64)})
+        {
+            **{name: pl.Series(name, column, dtype=pl.String) for name, column in zip(NAMES, columns, strict=True)},
+            "row": pl.Series("row", numbers, dtype=pl.Int64),
+            "width": pl.Series("width", widths, dtype=pl.Int64),
+        }
+    )
 
 
 def _blank(cells: Sequence[str]) -> bool:
@@ -216,8 +219,8 @@ def _csv_cells_polars(data: bytes):
         return None
     try:
         table = pl.read_csv(
-            data, has_header=False, infer_schema=False,
-            empty_string_is_null=False, truncate_ragged_lines=False)
+            data, has_header=False, infer_schema=False, empty_string_is_null=False, truncate_ragged_lines=False
+        )
     except pl.exceptions.PolarsError:
         return None
     if table.height != records:
@@ -235,31 +238,35 @@ def _csv_cells_polars(data: bytes):
     else:
         lines = data.decode("utf-8").split("\n")
         rest = pl.Series(lines[1:records], dtype=pl.String)
-        widths = pl.select(pl.when(rest.str.contains('"', literal=True))
-                           .then(rest.str.replace_all(_QUOTED, "$1"))
-                           .otherwise(rest).str.count_matches(",", literal=True)
-                           + 1).to_series()
+        widths = pl.select(
+            pl.when(rest.str.contains('"', literal=True))
+            .then(rest.str.replace_all(_QUOTED, "$1"))
+            .otherwise(rest)
+            .str.count_matches(",", literal=True)
+            + 1
+        ).to_series()
     columns = table.columns
     body = table.slice(1).select(
-        *[pl.col(columns[i]).alias(name)
-          for i, name in zip(order, NAMES, strict=True)],
+        *[pl.col(columns[i]).alias(name) for i, name in zip(order, NAMES, strict=True)],
         row=pl.int_range(2, table.height + 1, dtype=pl.Int64),
-        width=widths.cast(pl.Int64))
+        width=widths.cast(pl.Int64),
+    )
     if (body.get_column("width") == WIDTH).all():
         return body
     # rows of another width whose cells are all blank are skipped (blank
     # as str.strip sees it: polars' whitespace lacks U+001C..U+001F)
-    blank = pl.all_horizontal(
-        [pl.col(c).str.strip_chars(_PY_SPACE) == "" for c in NAMES])
+    blank = pl.all_horizontal([pl.col(c).str.strip_chars(_PY_SPACE) == "" for c in NAMES])
     return body.filter(~(blank & (pl.col("width") != WIDTH)))
 
 
 # Python's str.strip() and str.split() whitespace (polars' default set is
 # Unicode White_Space, which lacks U+001C..U+001F).
 # (tests/test_import_files.py checks it against str.isspace)
-_PY_SPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001"
-             "\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-             "\u2028\u2029\u202f\u205f\u3000")
+_PY_SPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001"
+    "\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def _csv_cells(path: Path):
@@ -271,7 +278,7 @@ def _csv_cells(path: Path):
         raise ImportFileError([f"the file {exc}"]) from None
     # polars reads UTF-8 bytes: the file's own when they are UTF-8
     if encoding == UTF8_BOM:
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     elif encoding != UTF8:
         data = text.encode("utf-8")
     del text  # (not kept while polars reads: memory)
@@ -306,24 +313,23 @@ def _cell_text(value) -> str:
 
 # A date or time cell in a column that also holds text comes from fastexcel
 # as "YYYY-MM-DD HH:MM:SS"; a time of day is on 1899-12-31.
-_DATETIME_TEXT = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.\d+)?")
+_DATETIME_TEXT = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.\d+)?")
 
 
 def _mixed_cell(index: int):
     """The text of a cell of a mixed column (fastexcel gave it as text)."""
+
     def text(value: str) -> str:
         match = _DATETIME_TEXT.fullmatch(value)
         if match is None:
             return value
         year, month, day, hours, minutes, seconds = map(int, match.groups())
-        if NAMES[index] == "length" and (year, month) in ((1899, 12),
-                                                           (1900, 1)):
-            return str(((day - 31) % 31 * 24 + hours) * 3600 + minutes * 60
-                       + seconds)
+        if NAMES[index] == "length" and (year, month) in ((1899, 12), (1900, 1)):
+            return str(((day - 31) % 31 * 24 + hours) * 3600 + minutes * 60 + seconds)
         if NAMES[index] == "broadcast_month":
             return f"{year:04d}-{month:02d}"
         return f"{year:04d}-{month:02d}-{day:02d}"
+
     return text
 
 
@@ -335,21 +341,21 @@ def _xlsx_cells(path: Path):
 
     try:
         sheet = fastexcel.read_excel(str(path)).load_sheet(
-            0, header_row=0, schema_sample_rows=None, dtype_coercion="coerce")
+            0, header_row=0, schema_sample_rows=None, dtype_coercion="coerce"
+        )
         typed = sheet.to_polars()
     except (fastexcel.FastExcelError, OSError, ValueError) as exc:
         raise ImportFileError([_workbook_problem(path, exc)]) from None
-    if all(re.fullmatch(r"__UNNAMED__\d+", name) or not name.strip()
-           for name in typed.columns):
+    if all(re.fullmatch(r"__UNNAMED__\d+", name) or not name.strip() for name in typed.columns):
         raise ImportFileError(["the file is empty (no header row)"])
-    texts = [_as_text(typed.get_column(name), index).fill_null("").alias(
-             NAMES[index] if index < WIDTH else f"extra_{index}")
-             for index, name in enumerate(typed.columns)]
+    texts = [
+        _as_text(typed.get_column(name), index).fill_null("").alias(NAMES[index] if index < WIDTH else f"extra_{index}")
+        for index, name in enumerate(typed.columns)
+    ]
     del typed
     table = pl.DataFrame(texts)
     width = table.width
-    filled = [pl.col(c).str.strip_chars(_PY_SPACE) != ""
-              for c in table.columns]
+    filled = [pl.col(c).str.strip_chars(_PY_SPACE) != "" for c in table.columns]
     # a row's width: the sheet's, less the blank cells at its end past the
     # columns of the layout
     last = pl.lit(0, dtype=pl.Int64)
@@ -357,12 +363,11 @@ def _xlsx_cells(path: Path):
         last = pl.when(cell).then(index + 1).otherwise(last)
     table = table.with_columns(
         row=pl.int_range(2, table.height + 2, dtype=pl.Int64),
-        width=(pl.max_horizontal(last, pl.lit(WIDTH)) if width > WIDTH
-               else pl.lit(width)).cast(pl.Int64),
-        blank=~pl.any_horizontal(filled))
+        width=(pl.max_horizontal(last, pl.lit(WIDTH)) if width > WIDTH else pl.lit(width)).cast(pl.Int64),
+        blank=~pl.any_horizontal(filled),
+    )
     table = table.filter(~pl.col("blank"))
-    missing = [pl.lit(None, dtype=pl.String).alias(NAMES[index])
-               for index in range(width, WIDTH)]
+    missing = [pl.lit(None, dtype=pl.String).alias(NAMES[index]) for index in range(width, WIDTH)]
     return table.with_columns(*missing).select(*NAMES, "row", "width")
 
 
@@ -377,8 +382,7 @@ def _workbook_problem(path: Path, exc: Exception) -> str:
     except (zipfile.BadZipFile, OSError):
         workbook = False
     if not workbook:
-        return ("the file is not an Excel workbook (.xlsx): save it from "
-                "Excel as \"Excel Workbook\" or as CSV")
+        return 'the file is not an Excel workbook (.xlsx): save it from Excel as "Excel Workbook" or as CSV'
     return f"the workbook cannot be read ({exc})"
 
 
@@ -395,7 +399,7 @@ def _as_text(column, index: int):
         return column.cast(pl.String)
     if dtype in (pl.Datetime, pl.Date):
         days = column.cast(pl.Date)
-        if NAMES[index:index + 1] == ("broadcast_month",):
+        if NAMES[index : index + 1] == ("broadcast_month",):
             return days.dt.strftime("%Y-%m")
         return days.dt.strftime("%Y-%m-%d")
     if dtype == pl.Duration:
@@ -411,11 +415,12 @@ def _map_distinct_text(column, text: Callable):
     distinct = column.unique().drop_nulls()
     values = distinct.to_list()
     return column.replace_strict(
-        distinct, pl.Series([text(v) for v in values], dtype=pl.String),
-        default=None, return_dtype=pl.String)
+        distinct, pl.Series([text(v) for v in values], dtype=pl.String), default=None, return_dtype=pl.String
+    )
 
 
 # --- value parsing ---------------------------------------------------------
+
 
 def _plausible_year(year: int, text: str) -> None:
     if not FIRST_YEAR <= year <= LAST_YEAR:
@@ -490,8 +495,7 @@ def money_problem(column: str, raw: str) -> str:
     try:
         parse_money(raw)
     except MoneyRangeError:
-        return (f"{column} {raw!r} is too large (at most {MAX_MONEY:,}.00 "
-                "either way)")
+        return f"{column} {raw!r} is too large (at most {MAX_MONEY:,}.00 either way)"
     except ValueError:
         pass
     return f"{column} {raw!r} is not an amount of money"
@@ -528,6 +532,7 @@ def _broker_cents(text: str) -> int:
 
 # --- checking whole columns ------------------------------------------------
 
+
 def _parsed(column, parse: Callable, dtype=None):
     """(values, bad): ``parse`` applied to each distinct text of the column
     once; ``bad`` is true where it raised ValueError (the value then
@@ -548,8 +553,7 @@ def _parsed(column, parse: Callable, dtype=None):
     if dtype == pl.String and values == texts:
         parsed = column  # nothing to change (a stripped column, say)
     else:
-        parsed = column.replace_strict(
-            distinct, pl.Series(values, dtype=dtype), return_dtype=dtype)
+        parsed = column.replace_strict(distinct, pl.Series(values, dtype=dtype), return_dtype=dtype)
     bad = column.is_in(pl.Series(failed, dtype=pl.String)) if failed else None
     return parsed, bad
 
@@ -566,8 +570,7 @@ def _money(column, parse: Callable = parse_money):
     import polars as pl
 
     plain = column.str.contains(_PLAIN_MONEY)
-    cents = (column.cast(pl.Float64, strict=False) * 100).round(0).cast(
-        pl.Int64, strict=False)
+    cents = (column.cast(pl.Float64, strict=False) * 100).round(0).cast(pl.Int64, strict=False)
     plain = plain & (cents.abs() <= MAX_MONEY * 100)
     if plain.all():
         return cents, None
@@ -575,21 +578,17 @@ def _money(column, parse: Callable = parse_money):
     values, bad = _parsed(column.gather(where), parse, pl.Int64)
     cents = cents.scatter(where, values)
     if bad is not None:
-        bad = pl.Series([False] * len(column), dtype=pl.Boolean).scatter(
-            where, bad)
+        bad = pl.Series([False] * len(column), dtype=pl.Boolean).scatter(where, bad)
     return cents, bad
 
 
 def _message(check: str, raw: str) -> str:
     if check == "air_date":
-        return _date_problem("air_date", raw, _parse_date,
-                             "is not a date (use YYYY-MM-DD or MM/DD/YYYY)")
+        return _date_problem("air_date", raw, _parse_date, "is not a date (use YYYY-MM-DD or MM/DD/YYYY)")
     if check == "broadcast_month":
-        return _date_problem("broadcast_month", raw, _parse_month,
-                             "is not a month like Jan-26")
+        return _date_problem("broadcast_month", raw, _parse_month, "is not a month like Jan-26")
     if check == "length":
-        return (f"length {raw!r} is not seconds or H:MM:SS "
-                "(at most 24 hours)")
+        return f"length {raw!r} is not seconds or H:MM:SS (at most 24 hours)"
     if check in ("gross_rate", "station_net", "broker_fees"):
         return money_problem(check, raw)
     return _FIXED_MESSAGES[check]
@@ -599,8 +598,7 @@ def _date_problem(column: str, raw: str, parse: Callable, otherwise: str) -> str
     try:
         parse(raw)
     except YearError:
-        return (f"{column} {raw!r} is not in a year from {FIRST_YEAR} to "
-                f"{LAST_YEAR}")
+        return f"{column} {raw!r} is not in a year from {FIRST_YEAR} to {LAST_YEAR}"
     except ValueError:
         pass
     return f"{column} {raw!r} {otherwise}"
@@ -608,14 +606,22 @@ def _date_problem(column: str, raw: str, parse: Callable, otherwise: str) -> str
 
 _FIXED_MESSAGES = {
     "bill_code": "bill_code is empty",
-    "customer": ("customer is empty (and bill_code has no "
-                 "'Agency:Customer' part)"),
+    "customer": ("customer is empty (and bill_code has no 'Agency:Customer' part)"),
     "revenue_type": "revenue_type is empty",
 }
 # the checks in the order a row's problems are listed
-CHECKS = ("width", "bill_code", "air_date", "broadcast_month", "customer",
-          "revenue_type", "length", "gross_rate", "station_net",
-          "broker_fees")
+CHECKS = (
+    "width",
+    "bill_code",
+    "air_date",
+    "broadcast_month",
+    "customer",
+    "revenue_type",
+    "length",
+    "gross_rate",
+    "station_net",
+    "broker_fees",
+)
 
 
 def _strip(text: str) -> str:
@@ -645,9 +651,7 @@ def check_cells(cells):
     if not wide.all():
         # a row of another width has that one problem; its cells are not
         # checked
-        cells = cells.with_columns(
-            [pl.when(wide).then(pl.col(n)).otherwise(pl.lit("")).alias(n)
-             for n in NAMES])
+        cells = cells.with_columns([pl.when(wide).then(pl.col(n)).otherwise(pl.lit("")).alias(n) for n in NAMES])
 
     def column(name: str, parse: Callable, dtype=None):
         return _parsed(cells.get_column(name), parse, dtype)
@@ -658,14 +662,12 @@ def check_cells(cells):
     customer, _ = column("customer", normalise_name)
     if (customer == "").any():  # then taken from the bill code
         from_bill, _ = column("bill_code", _customer_from_bill)
-        customer = pl.select(pl.when(customer == "").then(from_bill)
-                             .otherwise(customer)).to_series()
+        customer = pl.select(pl.when(customer == "").then(from_bill).otherwise(customer)).to_series()
     revenue, _ = column("revenue_type", _revenue_type)
     length, bad_length = column("length", _parse_length, pl.Int64)
     gross, bad_gross = _money(cells.get_column("gross_rate"))
     net, bad_net = _money(cells.get_column("station_net"))
-    broker, bad_broker = _money(cells.get_column("broker_fees"),
-                                _broker_cents)
+    broker, bad_broker = _money(cells.get_column("broker_fees"), _broker_cents)
     checks = {
         "width": ~wide,
         "bill_code": bill == "",
@@ -678,37 +680,56 @@ def check_cells(cells):
         "station_net": bad_net,
         "broker_fees": bad_broker,
     }
-    bad = {name: mask if name == "width" else mask & wide
-           for name, mask in checks.items()
-           if mask is not None and mask.any()}
+    bad = {
+        name: mask if name == "width" else mask & wide
+        for name, mask in checks.items()
+        if mask is not None and mask.any()
+    }
     errors: list[str] = []
     total = 0
     if bad:
         rows = cells.get_column("row")
-        problems = pl.concat([
-            pl.DataFrame({
-                "row": rows.filter(mask),
-                "check": pl.repeat(CHECKS.index(name), mask.sum(),
-                                   dtype=pl.Int32, eager=True),
-                "raw": cells.get_column(name).filter(mask)
-                if name != "width" else
-                cells.get_column("width").filter(mask).cast(pl.String),
-            }) for name, mask in bad.items()]).sort(["row", "check"])
+        problems = pl.concat(
+            [
+                pl.DataFrame(
+                    {
+                        "row": rows.filter(mask),
+                        "check": pl.repeat(CHECKS.index(name), mask.sum(), dtype=pl.Int32, eager=True),
+                        "raw": cells.get_column(name).filter(mask)
+                        if name != "width"
+                        else cells.get_column("width").filter(mask).cast(pl.String),
+                    }
+                )
+                for name, mask in bad.items()
+            ]
+        ).sort(["row", "check"])
         total = problems.height
         for line, check, raw in problems.head(MAX_ERRORS).iter_rows():
             if CHECKS[check] == "width":
-                errors.append(f"row {line}: expected {WIDTH} columns, "
-                              f"found {raw}")
+                errors.append(f"row {line}: expected {WIDTH} columns, found {raw}")
             else:
                 errors.append(f"row {line}: {_message(CHECKS[check], raw)}")
         return None, errors, total
-    spots = pl.DataFrame([
-        bill, air, month, customer, column("agency", _kept)[0],
-        column("sales_person", _kept_name)[0], revenue,
-        column("spot_type", _kept)[0], column("language", _kept)[0],
-        column("market", _kept)[0], length, gross, net,
-        broker.fill_null(0) if broker.null_count() else broker,
-        column("contract", _kept)[0]], schema=spot_schema()).rechunk()
+    spots = pl.DataFrame(
+        [
+            bill,
+            air,
+            month,
+            customer,
+            column("agency", _kept)[0],
+            column("sales_person", _kept_name)[0],
+            revenue,
+            column("spot_type", _kept)[0],
+            column("language", _kept)[0],
+            column("market", _kept)[0],
+            length,
+            gross,
+            net,
+            broker.fill_null(0) if broker.null_count() else broker,
+            column("contract", _kept)[0],
+        ],
+        schema=spot_schema(),
+    ).rechunk()
     return spots, errors, total
 
 
@@ -716,6 +737,7 @@ def check_cells(cells):
 class SpotFile:
     """A valid spot file: ``spots`` in db.SPOT_COLUMNS order (money in
     cents) and the encoding a CSV was read in (None for a workbook)."""
+
     spots: object  # polars.DataFrame
     encoding: str | None = None
 
@@ -726,8 +748,7 @@ class SpotFile:
         return self.spots.rows()
 
     def months(self) -> list[str]:
-        return sorted(self.spots.get_column("broadcast_month").unique()
-                      .to_list())
+        return sorted(self.spots.get_column("broadcast_month").unique().to_list())
 
 
 def _checked(cells) -> object:
@@ -755,8 +776,7 @@ def read_spot_file(path: Path) -> SpotFile:
     elif suffix == ".xlsx":
         cells, encoding = _xlsx_cells(path), None
     else:
-        raise ImportFileError(
-            [f"unsupported file type {suffix or '(none)'}: use .csv or .xlsx"])
+        raise ImportFileError([f"unsupported file type {suffix or '(none)'}: use .csv or .xlsx"])
     return SpotFile(_checked(cells), encoding)
 
 
@@ -777,16 +797,13 @@ def read_budget_file(path: Path) -> list[tuple[str, str, int]]:
         raise ImportFileError(["the file is empty (no header row)"])
     keys = [_header_key(h) for h in header]
     if sorted(keys) != ["ae", "amount", "month"]:
-        raise ImportFileError(
-            ["header must be exactly: ae, month, amount (found "
-             + ", ".join(keys) + ")"])
+        raise ImportFileError(["header must be exactly: ae, month, amount (found " + ", ".join(keys) + ")"])
     index = [keys.index(k) for k in ("ae", "month", "amount")]
     for line, row in enumerate(reader, start=2):
         if not row or _blank(row):
             continue
         if len(row) != 3:
-            errors.append(f"row {line}: expected 3 columns, "
-                          f"found {len(row)}")
+            errors.append(f"row {line}: expected 3 columns, found {len(row)}")
             continue
         ae, month, amount = (row[i] for i in index)
         ae = normalise_name(ae)
@@ -797,25 +814,21 @@ def read_budget_file(path: Path) -> list[tuple[str, str, int]]:
         try:
             month_key = _parse_month(month)
         except YearError:
-            errors.append(f"row {line}: month {month!r} is not in a year "
-                          f"from {FIRST_YEAR} to {LAST_YEAR}")
+            errors.append(f"row {line}: month {month!r} is not in a year from {FIRST_YEAR} to {LAST_YEAR}")
             bad = True
         except MonthError:
-            errors.append(f"row {line}: month {month!r} is not a month "
-                          "like Jan-26")
+            errors.append(f"row {line}: month {month!r} is not a month like Jan-26")
             bad = True
         try:
             cents = parse_money(amount)
         except ValueError:
-            errors.append(f"row {line}: "
-                          + money_problem("amount", amount))
+            errors.append(f"row {line}: " + money_problem("amount", amount))
             bad = True
         if bad:
             continue
         key = (ae.casefold(), month_key)
         if key in seen:
-            errors.append(f"row {line}: repeats ae {ae!r} and month "
-                          f"{month.strip()} from row {seen[key]}")
+            errors.append(f"row {line}: repeats ae {ae!r} and month {month.strip()} from row {seen[key]}")
             continue
         seen[key] = line
         result.append((ae, month_key, cents))
@@ -832,11 +845,23 @@ def write_spot_file(path: Path, rows: Iterable[tuple]) -> int:
     from .months import file_label
 
     def out(row):
-        return (row[0], row[1], file_label(row[2]), row[3], row[4] or "",
-                row[5] or "", row[6], row[7] or "", row[8] or "",
-                row[9] or "", "" if row[10] is None else row[10],
-                f"{row[11] / 100:.2f}", f"{row[12] / 100:.2f}",
-                f"{row[13] / 100:.2f}", row[14] or "")
+        return (
+            row[0],
+            row[1],
+            file_label(row[2]),
+            row[3],
+            row[4] or "",
+            row[5] or "",
+            row[6],
+            row[7] or "",
+            row[8] or "",
+            row[9] or "",
+            "" if row[10] is None else row[10],
+            f"{row[11] / 100:.2f}",
+            f"{row[12] / 100:.2f}",
+            f"{row[13] / 100:.2f}",
+            row[14] or "",
+        )
 
     count = 0
     suffix = path.suffix.lower()

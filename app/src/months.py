@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-MONTH_ABBR = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
-              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MONTH_ABBR = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _ABBR_INDEX = {abbr.lower(): i + 1 for i, abbr in enumerate(MONTH_ABBR)}
 
 
@@ -28,8 +27,13 @@ def parse_month(text: str) -> str:
         month = _ABBR_INDEX.get(abbr.lower())
         if month:
             return f"20{yy}-{month:02d}"
-    if (len(value) == 7 and value[4] == "-" and value[:4].isdigit()
-            and value[5:].isdigit() and 1 <= int(value[5:]) <= 12):
+    if (
+        len(value) == 7
+        and value[4] == "-"
+        and value[:4].isdigit()
+        and value[5:].isdigit()
+        and 1 <= int(value[5:]) <= 12
+    ):
         return value
     raise MonthError(f"{value!r} is not a broadcast month like Jan-26")
 
@@ -38,9 +42,14 @@ def parse_month_key(text: str) -> str:
     """A month as this application writes it in URLs and forms: exactly
     ``YYYY-MM``; the short ``Mmm-YY`` spelling is refused there."""
     value = str(text)
-    if (len(value) == 7 and value[4] == "-" and value.isascii()
-            and value[:4].isdigit() and value[5:].isdigit()
-            and 1 <= int(value[5:]) <= 12):
+    if (
+        len(value) == 7
+        and value[4] == "-"
+        and value.isascii()
+        and value[:4].isdigit()
+        and value[5:].isdigit()
+        and 1 <= int(value[5:]) <= 12
+    ):
         return value
     raise MonthError(f"{value!r} is not a month like 2026-01")
 

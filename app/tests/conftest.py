@@ -21,29 +21,165 @@ PASSWORD = "correct horse battery"
 #  bill, air date, month, customer, agency, AE, revenue type, spot type,
 #  language, market, length, gross, net, broker fees, contract
 SPOTS = [
-    ("A1:Acme Foods", "2025-01-06", "2025-01", "Acme Foods", "A1", "Alice",
-     "Internal Ad Sales", "COM", "M", "LAX", 30, 100000, 85000, 0, "K1"),
-    ("A1:Acme Foods", "2025-01-07", "2025-01", "Acme Foods", "A1", "Alice",
-     "Internal Ad Sales", "COM", "V", "SFO", 15, 50000, 42500, 0, "K1"),
-    ("A1:Acme Foods", "2025-02-03", "2025-02", "Acme Foods", "A1", "Alice",
-     "Internal Ad Sales", "COM", "M", "LAX", 30, 200000, 170000, 0, "K1"),
-    ("Direct:Bright Dental", "2025-01-08", "2025-01", "Bright Dental", None,
-     "Bob", "Direct Response", "COM", "V", "SFO", 60, 30000, 28500, 1500,
-     "K2"),
-    ("Direct:Bright Dental", "2025-03-10", "2025-03", "Bright Dental", None,
-     "Bob", "Direct Response", "COM", "C", "NYC", 30, 70000, 66500, 0, "K2"),
-    ("A1:Acme Foods", "2025-01-09", "2025-01", "Acme Foods", "A1", "Alice",
-     "Trade", "COM", "M", "LAX", 30, 999900, 999900, 0, "K3"),
-    ("A1:Acme Foods", "2025-01-10", "2025-01", "Acme Foods", "A1", "Alice",
-     "Internal Ad Sales", "BNS", "M", "LAX", 30, 0, 0, 0, "K1"),
-    ("A1:Acme Foods", "2024-01-08", "2024-01", "Acme Foods", "A1", "Alice",
-     "Internal Ad Sales", "COM", "M", "LAX", 30, 80000, 68000, 0, "K0"),
-    ("Direct:Bright Dental", "2024-02-05", "2024-02", "Bright Dental", None,
-     "Bob", "Direct Response", "COM", "V", "SFO", 30, 40000, 38000, 0, "K0"),
+    (
+        "A1:Acme Foods",
+        "2025-01-06",
+        "2025-01",
+        "Acme Foods",
+        "A1",
+        "Alice",
+        "Internal Ad Sales",
+        "COM",
+        "M",
+        "LAX",
+        30,
+        100000,
+        85000,
+        0,
+        "K1",
+    ),
+    (
+        "A1:Acme Foods",
+        "2025-01-07",
+        "2025-01",
+        "Acme Foods",
+        "A1",
+        "Alice",
+        "Internal Ad Sales",
+        "COM",
+        "V",
+        "SFO",
+        15,
+        50000,
+        42500,
+        0,
+        "K1",
+    ),
+    (
+        "A1:Acme Foods",
+        "2025-02-03",
+        "2025-02",
+        "Acme Foods",
+        "A1",
+        "Alice",
+        "Internal Ad Sales",
+        "COM",
+        "M",
+        "LAX",
+        30,
+        200000,
+        170000,
+        0,
+        "K1",
+    ),
+    (
+        "Direct:Bright Dental",
+        "2025-01-08",
+        "2025-01",
+        "Bright Dental",
+        None,
+        "Bob",
+        "Direct Response",
+        "COM",
+        "V",
+        "SFO",
+        60,
+        30000,
+        28500,
+        1500,
+        "K2",
+    ),
+    (
+        "Direct:Bright Dental",
+        "2025-03-10",
+        "2025-03",
+        "Bright Dental",
+        None,
+        "Bob",
+        "Direct Response",
+        "COM",
+        "C",
+        "NYC",
+        30,
+        70000,
+        66500,
+        0,
+        "K2",
+    ),
+    (
+        "A1:Acme Foods",
+        "2025-01-09",
+        "2025-01",
+        "Acme Foods",
+        "A1",
+        "Alice",
+        "Trade",
+        "COM",
+        "M",
+        "LAX",
+        30,
+        999900,
+        999900,
+        0,
+        "K3",
+    ),
+    (
+        "A1:Acme Foods",
+        "2025-01-10",
+        "2025-01",
+        "Acme Foods",
+        "A1",
+        "Alice",
+        "Internal Ad Sales",
+        "BNS",
+        "M",
+        "LAX",
+        30,
+        0,
+        0,
+        0,
+        "K1",
+    ),
+    (
+        "A1:Acme Foods",
+        "2024-01-08",
+        "2024-01",
+        "Acme Foods",
+        "A1",
+        "Alice",
+        "Internal Ad Sales",
+        "COM",
+        "M",
+        "LAX",
+        30,
+        80000,
+        68000,
+        0,
+        "K0",
+    ),
+    (
+        "Direct:Bright Dental",
+        "2024-02-05",
+        "2024-02",
+        "Bright Dental",
+        None,
+        "Bob",
+        "Direct Response",
+        "COM",
+        "V",
+        "SFO",
+        30,
+        40000,
+        38000,
+        0,
+        "K0",
+    ),
 ]
 BUDGETS = [
-    ("Alice", "2025-01", 200000), ("Alice", "2025-02", 200000),
-    ("Bob", "2025-01", 50000), ("Bob", "2025-03", 100000),
+    ("Alice", "2025-01", 200000),
+    ("Alice", "2025-02", 200000),
+    ("Bob", "2025-01", 50000),
+    ("Bob", "2025-03", 100000),
 ]
 
 
@@ -86,8 +222,7 @@ def db_path(tmp_path):
 
 @pytest.fixture
 def app(db_path):
-    return create_app({"TESTING": True, "DATABASE_PATH": str(db_path),
-                       "SECRET_KEY": SECRET})
+    return create_app({"TESTING": True, "DATABASE_PATH": str(db_path), "SECRET_KEY": SECRET})
 
 
 @pytest.fixture
@@ -97,14 +232,12 @@ def client(app):
 
 def csrf_token(client, url="/auth/login") -> str:
     page = client.get(url).get_data(as_text=True)
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"',
-                     page).group(1)
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
 
 
 def login(client, username="viewer", password=PASSWORD, next_url=None):
     url = "/auth/login" + (f"?next={next_url}" if next_url else "")
-    return client.post(url, data={"username": username, "password": password,
-                                  "csrf_token": csrf_token(client)})
+    return client.post(url, data={"username": username, "password": password, "csrf_token": csrf_token(client)})
 
 
 @pytest.fixture
@@ -127,8 +260,7 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args, input=None):
-        return self.runner.invoke(main, [str(a) for a in args], input=input,
-                                  env=self.env, catch_exceptions=False)
+        return self.runner.invoke(main, [str(a) for a in args], input=input, env=self.env, catch_exceptions=False)
 
 
 @pytest.fixture
@@ -142,9 +274,16 @@ def data_dir(tmp_path):
 def runner(tmp_path, data_dir):
     """CLI against an empty, migrated database (no secret in the env)."""
     path = tmp_path / "cli.db"
-    cli = Cli({"DATABASE_PATH": str(path), "DATA_PATH": str(data_dir),
-               "SECRET_KEY": None, "SECRET_KEY_FILE": None,
-               "CREDENTIALS_DIRECTORY": None, "CTV_BOOKEDBIZ_ENV": None})
+    cli = Cli(
+        {
+            "DATABASE_PATH": str(path),
+            "DATA_PATH": str(data_dir),
+            "SECRET_KEY": None,
+            "SECRET_KEY_FILE": None,
+            "CREDENTIALS_DIRECTORY": None,
+            "CTV_BOOKEDBIZ_ENV": None,
+        }
+    )
     cli.db_path = path
     result = cli("db", "upgrade")
     assert result.output == f"schema upgraded from version 0 to {db.LATEST_VERSION}\n"

@@ -24,15 +24,13 @@ def lock_out(app, name="viewer"):
 
 
 def row_of(page: str, name: str) -> str:
-    [row] = re.findall(rf"<tr>\s*<td>{re.escape(name)}</td>.*?</tr>", page,
-                       re.S)
+    [row] = re.findall(rf"<tr>\s*<td>{re.escape(name)}</td>.*?</tr>", page, re.S)
     return row
 
 
 def unlock(client, name, token=None):
     token = csrf_token(client, "/admin/users") if token is None else token
-    return client.post("/admin/users/unlock",
-                       data={"username": name, "csrf_token": token})
+    return client.post("/admin/users/unlock", data={"username": name, "csrf_token": token})
 
 
 def test_page_lists_the_users(admin, db_path):
@@ -43,10 +41,16 @@ def test_page_lists_the_users(admin, db_path):
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert "<h1>Users</h1>" in page
-    assert re.search(r"<td>admin</td>\s*<td>admin</td>\s*<td>yes</td>\s*"
-                     r"<td>no</td>", row_of(page, "admin"))
-    assert re.search(r"<td>viewer</td>\s*<td>viewer</td>\s*<td>no</td>\s*"
-                     r"<td>no</td>", row_of(page, "viewer"))
+    assert re.search(
+        r"<td>admin</td>\s*<td>admin</td>\s*<td>yes</td>\s*"
+        r"<td>no</td>",
+        row_of(page, "admin"),
+    )
+    assert re.search(
+        r"<td>viewer</td>\s*<td>viewer</td>\s*<td>no</td>\s*"
+        r"<td>no</td>",
+        row_of(page, "viewer"),
+    )
     assert "Unlock</button>" not in page
     assert " style=" not in page and "<style" not in page  # strict CSP
 
@@ -121,18 +125,17 @@ def test_non_admins_get_403(app, client, db_path, role):
     response = client.get("/admin/users")
     assert response.status_code == 403
     assert b"Only an administrator" in response.data
-    response = client.post("/admin/users/unlock", data={
-        "username": "viewer", "csrf_token": csrf_token(client, "/reports/")})
+    response = client.post(
+        "/admin/users/unlock", data={"username": "viewer", "csrf_token": csrf_token(client, "/reports/")}
+    )
     assert response.status_code == 403
     assert attempts(db_path) == before
-    assert 'href="/admin/users"' not in client.get("/reports/").get_data(
-        as_text=True)
+    assert 'href="/admin/users"' not in client.get("/reports/").get_data(as_text=True)
 
 
 def test_nav_links_admins_to_the_users_page(admin):
     page = admin.get("/reports/").get_data(as_text=True)
-    assert re.search(r'<nav>.*<a href="/admin/users">Admin</a>.*</nav>', page,
-                     re.S)
+    assert re.search(r'<nav>.*<a href="/admin/users">Admin</a>.*</nav>', page, re.S)
 
 
 def test_without_a_session_the_page_asks_to_log_in(client):

@@ -2,8 +2,7 @@ import io
 
 from .conftest import PASSWORD, csrf_token, login
 
-PUBLIC_ENDPOINTS = {"index", "static", "health.health", "auth.login",
-                    "auth.logout"}
+PUBLIC_ENDPOINTS = {"index", "static", "health.health", "auth.login", "auth.logout"}
 
 
 def test_root_redirects_to_reports(client):
@@ -24,8 +23,7 @@ def test_every_other_route_requires_login(app, client):
             data = None if method == "GET" else {"csrf_token": token}
             response = client.open(url, method=method, data=data)
             assert response.status_code == 302, (method, url)
-            assert response.headers["Location"].startswith(
-                "/auth/login?next="), (method, url)
+            assert response.headers["Location"].startswith("/auth/login?next="), (method, url)
             checked += 1
     assert checked >= 7
 
@@ -52,12 +50,11 @@ def test_login_ignores_offsite_next(client):
 def test_login_with_a_next_that_is_not_a_url_goes_to_the_index(client):
     """urlsplit raised ValueError on these (a 500 after the session cookie
     was set), werkzeug on the CR/LF of a Location header."""
-    for query in ("next=//%5B", "next=http://[::1", "next=//a%EF%BC%8Fb@c",
-                  "next=/%0D%0ALocation:%20//evil.example"):
+    for query in ("next=//%5B", "next=http://[::1", "next=//a%EF%BC%8Fb@c", "next=/%0D%0ALocation:%20//evil.example"):
         client.delete_cookie("ctv_bookedbiz_session")
-        response = client.post(f"/auth/login?{query}", data={
-            "username": "viewer", "password": PASSWORD,
-            "csrf_token": csrf_token(client)})
+        response = client.post(
+            f"/auth/login?{query}", data={"username": "viewer", "password": PASSWORD, "csrf_token": csrf_token(client)}
+        )
         assert response.status_code == 302, query
         assert response.headers["Location"] == "/reports/", query
         assert client.get("/reports/").status_code == 200
@@ -67,8 +64,7 @@ def test_login_fields_sent_as_files_are_refused(client):
     """Flask-WTF puts uploaded files into the form data; a field sent as a
     file is an invalid form (400), not a 500."""
     for field in ("username", "password"):
-        data = {"username": "viewer", "password": PASSWORD,
-                "csrf_token": csrf_token(client)}
+        data = {"username": "viewer", "password": PASSWORD, "csrf_token": csrf_token(client)}
         data[field] = (io.BytesIO(data[field].encode()), "field.txt")
         response = client.post("/auth/login", data=data)
         assert response.status_code == 400, field
@@ -78,8 +74,7 @@ def test_login_fields_sent_as_files_are_refused(client):
 
 def test_session_cookie_flags(client):
     response = login(client)
-    [cookie] = [c for c in response.headers.getlist("Set-Cookie")
-                if c.startswith("ctv_bookedbiz_session=")]
+    [cookie] = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("ctv_bookedbiz_session=")]
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
     assert "Expires=" in cookie  # 12 hours, not forever
@@ -90,20 +85,23 @@ def test_failed_login_does_not_reveal_whether_user_exists(client):
     no_such_user = login(client, "nobody", "wrong password!")
     assert wrong_password.status_code == no_such_user.status_code == 401
     assert b"Unknown user name or wrong password." in wrong_password.data
-    text = lambda r: r.get_data(as_text=True).split('name="csrf_token"')[0]
+
+    def text(response):
+        return response.get_data(as_text=True).split('name="csrf_token"')[0]
+
     assert text(wrong_password) == text(no_such_user)
     assert client.get("/reports/").status_code == 302
 
 
 def test_login_needs_csrf_token(client):
-    response = client.post("/auth/login", data={"username": "viewer",
-                                                "password": PASSWORD})
+    response = client.post("/auth/login", data={"username": "viewer", "password": PASSWORD})
     assert response.status_code == 400
     assert client.get("/reports/").status_code == 302
 
 
 def test_disabled_user_cannot_log_in(app, client, db_path):
     from src import db
+
     conn = db.connect(db_path)
     db.update_user(conn, "viewer", active=0)
     conn.close()

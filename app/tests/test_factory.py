@@ -37,9 +37,15 @@ def test_blueprints_registered_once(app):
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("DATABASE_PATH", "DATA_PATH", "SECRET_KEY", "SECRET_KEY_FILE",
-                 "CREDENTIALS_DIRECTORY", "CTV_BOOKEDBIZ_ENV",
-                 "SESSION_COOKIE_SECURE"):
+    for name in (
+        "DATABASE_PATH",
+        "DATA_PATH",
+        "SECRET_KEY",
+        "SECRET_KEY_FILE",
+        "CREDENTIALS_DIRECTORY",
+        "CTV_BOOKEDBIZ_ENV",
+        "SESSION_COOKIE_SECURE",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -124,14 +130,16 @@ def test_web_config_from_environment(clean_env, tmp_path):
 
 
 def test_asgi_exits_with_one_line_naming_the_variable(tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_PATH", "SECRET_KEY", "SECRET_KEY_FILE",
-                        "CREDENTIALS_DIRECTORY", "CTV_BOOKEDBIZ_ENV")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_PATH", "SECRET_KEY", "SECRET_KEY_FILE", "CREDENTIALS_DIRECTORY", "CTV_BOOKEDBIZ_ENV")
+    }
     env["SECRET_KEY"] = SECRET
-    result = subprocess.run([sys.executable, "-c", "import src.web.asgi"],
-                            cwd=APP_DIR, env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "import src.web.asgi"], cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "ctv-bookedbiz-db: DATABASE_PATH is not set "
-        "(path of the SQLite database file)"]
+        "ctv-bookedbiz-db: DATABASE_PATH is not set (path of the SQLite database file)"
+    ]

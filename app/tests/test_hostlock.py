@@ -62,8 +62,10 @@ def lock_file(database) -> Path:
 
 
 def holder_line(holder=HOLDER_TEXT, token=TOKEN) -> str:
-    return json.dumps({"holder": holder, "pid": "{pid}", "since": SINCE,
-                       "token": token}).replace('"{pid}"', "{pid}") + "\n"
+    return (
+        json.dumps({"holder": holder, "pid": "{pid}", "since": SINCE, "token": token}).replace('"{pid}"', "{pid}")
+        + "\n"
+    )
 
 
 @pytest.fixture
@@ -73,9 +75,10 @@ def hold():
 
     def start(database, line=None):
         process = subprocess.Popen(
-            [sys.executable, "-c", HOLD, str(lock_file(database)),
-             holder_line() if line is None else line],
-            stdout=subprocess.PIPE, text=True)
+            [sys.executable, "-c", HOLD, str(lock_file(database)), holder_line() if line is None else line],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         started.append(process)
         assert process.stdout.readline() == "locked\n"
         return process
@@ -88,8 +91,7 @@ def hold():
 
 
 def lock_is_free(database) -> bool:
-    code = subprocess.run([sys.executable, "-c", PROBE,
-                           str(lock_file(database))]).returncode
+    code = subprocess.run([sys.executable, "-c", PROBE, str(lock_file(database))]).returncode
     assert code in (0, 3)
     return code == 0
 
@@ -104,14 +106,13 @@ def snapshot(path) -> tuple[bytes, str]:
 
 
 def locked_message(pid: int) -> str:
-    return (f"the database is locked by {HOLDER_TEXT} (pid {pid}) since "
-            f"{SINCE}; try again later")
+    return f"the database is locked by {HOLDER_TEXT} (pid {pid}) since {SINCE}; try again later"
 
 
 # --- waiting, failing, and the kernel letting go ----------------------------
 
-def test_import_waits_then_fails_naming_the_holder(runner, tmp_path,
-                                                   data_dir, hold):
+
+def test_import_waits_then_fails_naming_the_holder(runner, tmp_path, data_dir, hold):
     source = write_csv(tmp_path / "weekly.csv", GOOD_ROWS)
     holder = hold(runner.db_path)
     before = snapshot(runner.db_path)
@@ -132,8 +133,7 @@ def test_import_waits_then_fails_naming_the_holder(runner, tmp_path,
     assert len(totals(runner.db_path)) == 2
 
 
-def test_import_goes_ahead_when_the_holder_lets_go_in_time(runner, tmp_path,
-                                                           hold):
+def test_import_goes_ahead_when_the_holder_lets_go_in_time(runner, tmp_path, hold):
     source = write_csv(tmp_path / "weekly.csv", GOOD_ROWS)
     holder = hold(runner.db_path)
     threading.Timer(0.6, kill, (holder,)).start()
@@ -159,8 +159,7 @@ def test_db_upgrade_of_a_new_file_takes_the_lock_beside_it(tmp_path, hold):
     from .conftest import Cli
 
     path = tmp_path / "new.db"
-    cli = Cli({"DATABASE_PATH": str(path), "CTV_BOOKEDBIZ_ENV": None,
-               "CTV_BOOKEDBIZ_DB_LOCK_WAIT": "0"})
+    cli = Cli({"DATABASE_PATH": str(path), "CTV_BOOKEDBIZ_ENV": None, "CTV_BOOKEDBIZ_DB_LOCK_WAIT": "0"})
     holder = hold(path)
     result = cli("db", "upgrade")
     assert result.exit_code == 1
@@ -186,8 +185,7 @@ WRITES = {
     "import-budget": (["{dir}/budgets.csv"], None),
     "close-month": (["Jan-25"], None),
     "reopen-month": (["Feb-25"], None),
-    "demo-data": (["--spots", "50", "--months", "2", "--start", "Jan-24",
-                   "--force"], None),
+    "demo-data": (["--spots", "50", "--months", "2", "--start", "Jan-24", "--force"], None),
     "users add": (["gus", "--role", "viewer"], "a long password\n"),
     "users set-password": (["fay"], "another password\n"),
     "users set-role": (["fay", "--role", "ae"], None),
@@ -207,8 +205,7 @@ READS = {
 
 
 def _args(command, arguments, directory):
-    return [*command.split(), *(a.replace("{dir}", str(directory))
-                                for a in arguments)]
+    return [*command.split(), *(a.replace("{dir}", str(directory)) for a in arguments)]
 
 
 @pytest.fixture
@@ -217,8 +214,7 @@ def prepared_runner(runner, tmp_path):
     (tmp_path / "budgets.csv").write_text(BUDGETS)
     assert runner("import", tmp_path / "weekly.csv").exit_code == 0
     assert runner("close-month", "Feb-25").exit_code == 0
-    assert runner("users", "add", "fay", "--role", "viewer",
-                  input="first password\n").exit_code == 0
+    assert runner("users", "add", "fay", "--role", "viewer", input="first password\n").exit_code == 0
     return runner
 
 
@@ -239,8 +235,7 @@ def test_every_command_is_known_as_writing_or_reading():
 
 
 @pytest.mark.parametrize("command", sorted(WRITES))
-def test_every_writing_command_takes_the_lock(prepared_runner, tmp_path,
-                                              hold, command):
+def test_every_writing_command_takes_the_lock(prepared_runner, tmp_path, hold, command):
     runner = prepared_runner
     arguments, stdin = WRITES[command]
     args = _args(command, arguments, tmp_path)
@@ -257,9 +252,7 @@ def test_every_writing_command_takes_the_lock(prepared_runner, tmp_path,
 
 
 @pytest.mark.parametrize("command", sorted(READS))
-def test_reading_commands_work_while_the_lock_is_held(prepared_runner,
-                                                      tmp_path, hold,
-                                                      command):
+def test_reading_commands_work_while_the_lock_is_held(prepared_runner, tmp_path, hold, command):
     runner = prepared_runner
     hold(runner.db_path)
     before = dump(runner.db_path)
@@ -271,11 +264,10 @@ def test_reading_commands_work_while_the_lock_is_held(prepared_runner,
 
 # --- a run that holds the lock: the token -------------------------------------
 
-def test_the_holders_token_lets_a_command_run_under_its_lock(runner, tmp_path,
-                                                             hold):
+
+def test_the_holders_token_lets_a_command_run_under_its_lock(runner, tmp_path, hold):
     holder = hold(runner.db_path)
-    runner.env = {**runner.env, "CTV_BOOKEDBIZ_DB_LOCK_WAIT": "0",
-                  "CTV_BOOKEDBIZ_DB_LOCK_TOKEN": TOKEN}
+    runner.env = {**runner.env, "CTV_BOOKEDBIZ_DB_LOCK_WAIT": "0", "CTV_BOOKEDBIZ_DB_LOCK_TOKEN": TOKEN}
     assert runner("db", "upgrade").exit_code == 0
     result = runner("import", write_csv(tmp_path / "weekly.csv", GOOD_ROWS))
     assert result.exit_code == 0, result.output
@@ -286,12 +278,10 @@ def test_the_holders_token_lets_a_command_run_under_its_lock(runner, tmp_path,
 def test_a_token_that_is_not_the_holders_fails(runner, tmp_path, hold):
     holder = hold(runner.db_path)
     before = snapshot(runner.db_path)
-    runner.env = {**runner.env, "CTV_BOOKEDBIZ_DB_LOCK_WAIT": "0",
-                  "CTV_BOOKEDBIZ_DB_LOCK_TOKEN": "f" * 32}
+    runner.env = {**runner.env, "CTV_BOOKEDBIZ_DB_LOCK_WAIT": "0", "CTV_BOOKEDBIZ_DB_LOCK_TOKEN": "f" * 32}
     result = runner("import", write_csv(tmp_path / "weekly.csv", GOOD_ROWS))
     assert result.exit_code == 1
-    assert (f"the lock is held by {HOLDER_TEXT} (pid {holder.pid}) since "
-            f"{SINCE}, not by this run") in result.output
+    assert (f"the lock is held by {HOLDER_TEXT} (pid {holder.pid}) since {SINCE}, not by this run") in result.output
     assert snapshot(runner.db_path) == before
 
 
@@ -306,6 +296,7 @@ def test_a_token_when_nobody_holds_the_lock_fails(runner, tmp_path):
 
 
 # --- the CLI as the holder (the real ctv-bookedbiz program) -------------------
+
 
 def _wait_for_holder_line(database, pid) -> dict:
     deadline = time.monotonic() + 20
@@ -326,11 +317,15 @@ def test_the_cli_holds_the_lock_with_a_holder_line(runner, ending):
     lock: the lock file names it, others cannot take the lock, and when it
     ends (or is SIGKILLed) the lock is free again."""
     assert CLI, "ctv-bookedbiz is installed in the environment"
-    env = {**os.environ, **{k: v for k, v in runner.env.items() if v},
-           "CTV_BOOKEDBIZ_DB_LOCK_WAIT": "5"}
-    process = subprocess.Popen([CLI, "users", "add", "hal", "--role", "ae"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env=env)
+    env = {**os.environ, **{k: v for k, v in runner.env.items() if v}, "CTV_BOOKEDBIZ_DB_LOCK_WAIT": "5"}
+    process = subprocess.Popen(
+        [CLI, "users", "add", "hal", "--role", "ae"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         record = _wait_for_holder_line(runner.db_path, process.pid)
         assert set(record) == {"holder", "pid", "since", "token"}
@@ -358,6 +353,7 @@ def test_the_cli_holds_the_lock_with_a_holder_line(runner, ending):
 
 # --- the module itself ----------------------------------------------------------
 
+
 def test_forked_children_do_not_keep_the_lock(tmp_path):
     """The import's forked workers close their copy of the descriptor: the
     lock is free as soon as its holder lets go."""
@@ -383,5 +379,4 @@ def test_a_wait_that_is_not_a_number_of_seconds(runner, wait):
     runner.env = {**runner.env, "CTV_BOOKEDBIZ_DB_LOCK_WAIT": wait}
     result = runner("close-month", "Jan-25")
     assert result.exit_code == 1
-    assert (f"CTV_BOOKEDBIZ_DB_LOCK_WAIT={wait!r} is not a number of "
-            "seconds") in result.output
+    assert (f"CTV_BOOKEDBIZ_DB_LOCK_WAIT={wait!r} is not a number of seconds") in result.output

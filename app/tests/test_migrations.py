@@ -60,8 +60,7 @@ def _cli_in_process(barrier, env, args, out_path):
     os.environ.update(env)
     from src.cli import main
 
-    with open(out_path, "w") as out, redirect_stdout(out), \
-            redirect_stderr(out):
+    with open(out_path, "w") as out, redirect_stdout(out), redirect_stderr(out):
         barrier.wait(timeout=30)
         try:
             main(args, prog_name="ctv-bookedbiz")
@@ -79,9 +78,9 @@ def test_concurrent_db_upgrade_processes(tmp_path):
         path = str(tmp_path / f"race-{group}.db")
         barrier = CONTEXT.Barrier(PROCESSES)
         results = CONTEXT.Queue()
-        processes = [CONTEXT.Process(target=_upgrade_in_process,
-                                     args=(barrier, path, results))
-                     for _ in range(PROCESSES)]
+        processes = [
+            CONTEXT.Process(target=_upgrade_in_process, args=(barrier, path, results)) for _ in range(PROCESSES)
+        ]
         for process in processes:
             process.start()
         outcomes = [results.get(timeout=60) for _ in processes]
@@ -107,12 +106,10 @@ def test_concurrent_cli_db_upgrade(tmp_path):
         path = tmp_path / f"cli-race-{group}.db"
         env = {"DATABASE_PATH": str(path), "CTV_BOOKEDBIZ_ENV": "production"}
         barrier = CONTEXT.Barrier(PROCESSES)
-        outs = [tmp_path / f"cli-race-{group}-{i}.out"
-                for i in range(PROCESSES)]
-        processes = [CONTEXT.Process(
-            target=_cli_in_process,
-            args=(barrier, env, ["db", "upgrade"], str(out)))
-            for out in outs]
+        outs = [tmp_path / f"cli-race-{group}-{i}.out" for i in range(PROCESSES)]
+        processes = [
+            CONTEXT.Process(target=_cli_in_process, args=(barrier, env, ["db", "upgrade"], str(out))) for out in outs
+        ]
         for process in processes:
             process.start()
         for process in processes:
@@ -120,7 +117,7 @@ def test_concurrent_cli_db_upgrade(tmp_path):
         outputs = [out.read_text() for out in outs]
         assert [p.exitcode for p in processes] == [0] * PROCESSES, outputs
         upgraded = [UPGRADED.match(o) for o in outputs]
-        for output, match in zip(outputs, upgraded):
+        for output, match in zip(outputs, upgraded, strict=True):
             assert match or output == UP_TO_DATE, output
         ranges = sorted((int(m[1]), int(m[2])) for m in upgraded if m)
         assert ranges and ranges[0][0] == 0, outputs
@@ -144,22 +141,26 @@ def test_migration_4_keeps_every_batch_and_gives_autoincrement(tmp_path):
     with db.transaction(conn):
         conn.execute("INSERT INTO customers (id, name) VALUES (1, 'Acme')")
         for batch in (1, 2, 5):
-            conn.execute("INSERT INTO import_batches (id, kind, source_file,"
-                         " started_at, status) VALUES (?, 'import', 'f.csv',"
-                         " 't', 'completed')", (batch,))
-        conn.execute("INSERT INTO spots (bill_code, air_date, broadcast_month,"
-                     " customer_id, revenue_type, gross_rate, station_net,"
-                     " broker_fees, import_batch_id) VALUES ('A:Acme',"
-                     " '2025-01-06', '2025-01', 1, 'X', 1, 1, 0, 5)")
+            conn.execute(
+                "INSERT INTO import_batches (id, kind, source_file,"
+                " started_at, status) VALUES (?, 'import', 'f.csv',"
+                " 't', 'completed')",
+                (batch,),
+            )
+        conn.execute(
+            "INSERT INTO spots (bill_code, air_date, broadcast_month,"
+            " customer_id, revenue_type, gross_rate, station_net,"
+            " broker_fees, import_batch_id) VALUES ('A:Acme',"
+            " '2025-01-06', '2025-01', 1, 'X', 1, 1, 0, 5)"
+        )
         conn.execute("INSERT INTO budgets VALUES ('Al', '2025-01', 9, 2)")
-    rows = {table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
-            for table in ("import_batches", "spots", "budgets", "customers")}
+    rows = {
+        table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+        for table in ("import_batches", "spots", "budgets", "customers")
+    }
     assert db.upgrade(conn) == (3, db.LATEST_VERSION)
-    assert {table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
-            for table in rows} == rows
-    assert "AUTOINCREMENT" in conn.execute(
-        "SELECT sql FROM sqlite_master WHERE name = 'import_batches'"
-    ).fetchone()[0]
+    assert {table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() for table in rows} == rows
+    assert "AUTOINCREMENT" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'import_batches'").fetchone()[0]
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     with db.transaction(conn):
@@ -170,23 +171,20 @@ def test_migration_4_keeps_every_batch_and_gives_autoincrement(tmp_path):
     conn.close()
 
 
-def test_a_migration_that_breaks_a_reference_is_rolled_back(tmp_path,
-                                                            monkeypatch):
+def test_a_migration_that_breaks_a_reference_is_rolled_back(tmp_path, monkeypatch):
     """Foreign keys are off while migrating, and checked before commit."""
     from .conftest import make_database
 
     path = tmp_path / "x.db"
     make_database(path)
-    monkeypatch.setattr(db, "MIGRATIONS", db.MIGRATIONS + (
-        "DELETE FROM customers;",))
+    monkeypatch.setattr(db, "MIGRATIONS", db.MIGRATIONS + ("DELETE FROM customers;",))
     monkeypatch.setattr(db, "LATEST_VERSION", len(db.MIGRATIONS))
     before = dump(path)
     conn = db.connect(path)
     try:
         import pytest
 
-        with pytest.raises(RuntimeError, match="leaves a row of spots "
-                           "referring to no row of customers"):
+        with pytest.raises(RuntimeError, match="leaves a row of spots referring to no row of customers"):
             db.upgrade(conn)
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     finally:

@@ -4,11 +4,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from src.demo import broadcast_month_range, generate
 from src.importer import ImportFileError, parse_money, read_spot_file, write_spot_file
 from src.months import MONTH_ABBR, MonthError, add_months, file_label, label, parse_month, parse_month_key
 
-cents = st.integers(min_value=-10**11, max_value=10**11)
+cents = st.integers(min_value=-(10**11), max_value=10**11)
 
 
 @given(cents)
@@ -17,16 +18,14 @@ def test_money_round_trips_in_every_accepted_spelling(value):
     plain = f"{whole}.{part:02d}"
     grouped = f"{whole:,}.{part:02d}"
     if value < 0:
-        spellings = [f"-{plain}", f"-{grouped}", f"({grouped})",
-                     f"-${grouped}"]
+        spellings = [f"-{plain}", f"-{grouped}", f"({grouped})", f"-${grouped}"]
     else:
         spellings = [plain, grouped, f"${grouped}", f" {plain} "]
     for text in spellings:
         assert parse_money(text) == value, text
 
 
-@pytest.mark.parametrize("text", ["", "ten", "1.2.3", "nan", "inf", "$",
-                                  "()", "1,00x"])
+@pytest.mark.parametrize("text", ["", "ten", "1.2.3", "nan", "inf", "$", "()", "1,00x"])
 def test_not_money(text):
     with pytest.raises(ValueError):
         parse_money(text)
@@ -41,8 +40,7 @@ def test_month_label_round_trip(index):
     assert add_months(add_months(key, 13), -13) == key
 
 
-@pytest.mark.parametrize("text", ["Jan", "Jan-2026", "Foo-26", "2026-13",
-                                  "26-Jan", "Jan-²6", ""])
+@pytest.mark.parametrize("text", ["Jan", "Jan-2026", "Foo-26", "2026-13", "26-Jan", "Jan-²6", ""])
 def test_not_a_month(text):
     with pytest.raises(MonthError):
         parse_month(text)

@@ -16,8 +16,7 @@ WRONG = "wrong password!"
 def attempts(db_path) -> list:
     conn = db.connect(db_path)
     try:
-        return [tuple(r) for r in conn.execute(
-            "SELECT username, address FROM login_attempts ORDER BY id")]
+        return [tuple(r) for r in conn.execute("SELECT username, address FROM login_attempts ORDER BY id")]
     finally:
         conn.close()
 
@@ -25,9 +24,7 @@ def attempts(db_path) -> list:
 def add_user(db_path, name, role):
     conn = db.connect(db_path)
     try:
-        db.add_user(conn, name,
-                    generate_password_hash(PASSWORD, "pbkdf2:sha256:1000"),
-                    role)
+        db.add_user(conn, name, generate_password_hash(PASSWORD, "pbkdf2:sha256:1000"), role)
     finally:
         conn.close()
 
@@ -47,13 +44,12 @@ def clock(monkeypatch):
 
 # --- login throttling ----------------------------------------------------------
 
-def test_fifth_failure_locks_the_user_name_without_checking_the_password(
-        client, db_path, clock, monkeypatch):
+
+def test_fifth_failure_locks_the_user_name_without_checking_the_password(client, db_path, clock, monkeypatch):
     for _ in range(5):
         assert login(client, "viewer", WRONG).status_code == 401
     checked = []
-    monkeypatch.setattr(auth, "check_password_hash",
-                        lambda *a: checked.append(a) or True)
+    monkeypatch.setattr(auth, "check_password_hash", lambda *a: checked.append(a) or True)
     refused = login(client, "viewer", PASSWORD)  # even the right password
     assert refused.status_code == 429
     assert checked == []  # the password was not even looked at
@@ -66,7 +62,10 @@ def test_fifth_failure_locks_the_user_name_without_checking_the_password(
         login(client, "nobody", WRONG)
     unknown = login(client, "nobody", WRONG)
     assert unknown.status_code == 429
-    body = lambda r: r.get_data(as_text=True).split('name="csrf_token"')[0]
+
+    def body(response):
+        return response.get_data(as_text=True).split('name="csrf_token"')[0]
+
     assert body(unknown) == body(refused)
     assert unknown.headers["Retry-After"] == refused.headers["Retry-After"]
 
@@ -118,31 +117,31 @@ def test_address_limit_across_user_names(app, client, db_path, clock):
     assert login(other, "viewer", PASSWORD).status_code == 302
 
 
-def test_forwarded_for_header_does_not_change_the_address(client, db_path,
-                                                         clock):
+def test_forwarded_for_header_does_not_change_the_address(client, db_path, clock):
     """The application uses the connection's address (REMOTE_ADDR) only;
     a client cannot escape the address limit with X-Forwarded-For."""
     for i in range(20):
-        client.post("/auth/login", headers={"X-Forwarded-For": f"10.0.0.{i}"},
-                    data={"username": f"guess{i}", "password": WRONG,
-                          "csrf_token": csrf_token(client)})
+        client.post(
+            "/auth/login",
+            headers={"X-Forwarded-For": f"10.0.0.{i}"},
+            data={"username": f"guess{i}", "password": WRONG, "csrf_token": csrf_token(client)},
+        )
     assert {a for _, a in attempts(db_path)} == {"127.0.0.1"}
     response = client.post(
-        "/auth/login", headers={"X-Forwarded-For": "10.9.9.9"},
-        data={"username": "viewer", "password": PASSWORD,
-              "csrf_token": csrf_token(client)})
+        "/auth/login",
+        headers={"X-Forwarded-For": "10.9.9.9"},
+        data={"username": "viewer", "password": PASSWORD, "csrf_token": csrf_token(client)},
+    )
     assert response.status_code == 429
 
 
 def test_limits_hold_across_processes(db_path, clock):
     """Two applications (two workers, or before and after a restart) share
     the counts through the database."""
-    first = create_app({"TESTING": True, "DATABASE_PATH": str(db_path),
-                        "SECRET_KEY": SECRET}).test_client()
+    first = create_app({"TESTING": True, "DATABASE_PATH": str(db_path), "SECRET_KEY": SECRET}).test_client()
     for _ in range(3):
         login(first, "viewer", WRONG)
-    second = create_app({"TESTING": True, "DATABASE_PATH": str(db_path),
-                         "SECRET_KEY": SECRET}).test_client()
+    second = create_app({"TESTING": True, "DATABASE_PATH": str(db_path), "SECRET_KEY": SECRET}).test_client()
     for _ in range(2):
         assert login(second, "viewer", WRONG).status_code == 401
     assert login(second, "viewer", PASSWORD).status_code == 429
@@ -150,10 +149,15 @@ def test_limits_hold_across_processes(db_path, clock):
 
 
 def test_limits_are_configurable(db_path, clock):
-    client = create_app({
-        "TESTING": True, "DATABASE_PATH": str(db_path), "SECRET_KEY": SECRET,
-        "LOGIN_MAX_FAILURES_PER_USER": 2,
-        "LOGIN_FAILURE_WINDOW_SECONDS": 60}).test_client()
+    client = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_PATH": str(db_path),
+            "SECRET_KEY": SECRET,
+            "LOGIN_MAX_FAILURES_PER_USER": 2,
+            "LOGIN_FAILURE_WINDOW_SECONDS": 60,
+        }
+    ).test_client()
     login(client, "viewer", WRONG)
     login(client, "viewer", WRONG)
     response = login(client, "viewer", PASSWORD)
@@ -177,20 +181,19 @@ def test_upgrade_from_version_1_gives_users_a_nonce(tmp_path):
     """An existing database: `db upgrade` adds the nonce and the attempts
     table; sessions from before the upgrade ("id" without a nonce) end."""
     from .conftest import Cli
+
     path = tmp_path / "v1.db"
     conn = db.connect(path, create=True)
-    conn.executescript(f"BEGIN; {db.MIGRATIONS[0]} PRAGMA user_version = 1;"
-                       " COMMIT;")
+    conn.executescript(f"BEGIN; {db.MIGRATIONS[0]} PRAGMA user_version = 1; COMMIT;")
     for name in ("ann", "ben"):
-        conn.execute("INSERT INTO users (username, password_hash, role,"
-                     " created_at) VALUES (?, 'x', 'viewer', 'now')", (name,))
+        conn.execute(
+            "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, 'x', 'viewer', 'now')", (name,)
+        )
     conn.close()
     cli = Cli({"DATABASE_PATH": str(path), "CTV_BOOKEDBIZ_ENV": None})
     result = cli("db", "upgrade")
-    assert result.output == ("schema upgraded from version 1 to "
-                             f"{db.LATEST_VERSION}\n")
-    assert cli("db", "upgrade").output == (
-        f"schema up to date at version {db.LATEST_VERSION}\n")
+    assert result.output == (f"schema upgraded from version 1 to {db.LATEST_VERSION}\n")
+    assert cli("db", "upgrade").output == (f"schema up to date at version {db.LATEST_VERSION}\n")
     conn = db.connect(path)
     nonces = [r[0] for r in conn.execute("SELECT session_nonce FROM users")]
     assert conn.execute("SELECT COUNT(*) FROM login_attempts").fetchone()[0] == 0
@@ -212,11 +215,16 @@ def all_pages(client) -> dict[str, object]:
     """Every page and CSV download a logged-in admin can see."""
     urls = ["/auth/login", "/health", "/", "/nowhere", "/static/style.css"]
     login(client, "admin")
-    urls += ["/reports/", "/reports/revenue?year=2025",
-             "/reports/ae?year=2025", "/reports/languages?year=2025",
-             "/reports/months", "/reports/revenue?year=abc",
-             "/reports/revenue?year=2025&format=csv&table=customers",
-             "/reports/months?format=csv"]
+    urls += [
+        "/reports/",
+        "/reports/revenue?year=2025",
+        "/reports/ae?year=2025",
+        "/reports/languages?year=2025",
+        "/reports/months",
+        "/reports/revenue?year=abc",
+        "/reports/revenue?year=2025&format=csv&table=customers",
+        "/reports/months?format=csv",
+    ]
     pages = {}
     for url in urls:
         response = client.get(url)
@@ -243,9 +251,10 @@ def test_security_headers_on_every_response(client):
             assert response.headers["Cache-Control"] == "no-store", url
     # a POST answer and an error page too
     token = csrf_token(client, "/reports/months")
-    for response in (client.post("/reports/months/Jan-25/close",
-                                 data={"csrf_token": token}),
-                     client.post("/reports/months/Jan-25/reopen")):
+    for response in (
+        client.post("/reports/months/Jan-25/close", data={"csrf_token": token}),
+        client.post("/reports/months/Jan-25/reopen"),
+    ):
         assert response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["Cache-Control"] == "no-store"
 
@@ -257,22 +266,20 @@ def test_pages_satisfy_the_content_security_policy(client):
         if response.mimetype != "text/html":
             continue
         page = response.get_data(as_text=True)
-        assert not re.search(r"<script|<style|<iframe|<object|<embed", page,
-                             re.I), url
+        assert not re.search(r"<script|<style|<iframe|<object|<embed", page, re.I), url
         assert not re.search(r"\sstyle\s*=|\son[a-z]+\s*=", page, re.I), url
         assert "javascript:" not in page.lower(), url
         for link in re.findall(r'(?:href|src|action)="([^"]*)"', page):
-            assert link == "" or (link.startswith("/")
-                                  and not link.startswith("//")), (url, link)
+            assert link == "" or (link.startswith("/") and not link.startswith("//")), (url, link)
         for sheet in re.findall(r'<link[^>]*href="([^"]+)"', page):
             assert sheet.startswith("/static/"), (url, sheet)
 
 
 # --- session cookie ----------------------------------------------------------------
 
+
 def session_cookie(response) -> str:
-    [cookie] = [c for c in response.headers.getlist("Set-Cookie")
-                if c.startswith("ctv_bookedbiz_session=")]
+    [cookie] = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("ctv_bookedbiz_session=")]
     return cookie
 
 
@@ -283,14 +290,15 @@ def test_session_cookie_is_httponly_lax_and_expires(client):
 
 
 def test_secure_cookie_when_configured(db_path):
-    client = create_app({"TESTING": True, "DATABASE_PATH": str(db_path),
-                         "SECRET_KEY": SECRET,
-                         "SESSION_COOKIE_SECURE": True}).test_client()
+    client = create_app(
+        {"TESTING": True, "DATABASE_PATH": str(db_path), "SECRET_KEY": SECRET, "SESSION_COOKIE_SECURE": True}
+    ).test_client()
     client.get("/auth/login", base_url="https://localhost")
     response = client.post(
-        "/auth/login", base_url="https://localhost",
-        data={"username": "viewer", "password": PASSWORD,
-              "csrf_token": csrf_token(client)})
+        "/auth/login",
+        base_url="https://localhost",
+        data={"username": "viewer", "password": PASSWORD, "csrf_token": csrf_token(client)},
+    )
     assert "; Secure" in session_cookie(response)
 
 
@@ -320,9 +328,9 @@ def test_session_id_names_the_nonce(client, db_path):
         assert len(row["session_nonce"]) == 32
 
 
-@pytest.mark.parametrize("user_id", ["2", "2:", ":abc", "x:abc",
-                                     "9" * 40 + ":abc", "9" * 5000 + ":abc",
-                                     "2:wrong", "2:\u00e9"])
+@pytest.mark.parametrize(
+    "user_id", ["2", "2:", ":abc", "x:abc", "9" * 40 + ":abc", "9" * 5000 + ":abc", "2:wrong", "2:\u00e9"]
+)
 def test_forged_session_ids_are_not_accepted(client, user_id):
     """Only the secret signs cookies, but the loader does not trust them
     either."""
@@ -334,9 +342,9 @@ def test_forged_session_ids_are_not_accepted(client, user_id):
 
 # --- logout ---------------------------------------------------------------------------
 
+
 def logout(client):
-    return client.post("/auth/logout",
-                       data={"csrf_token": csrf_token(client, "/reports/")})
+    return client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/reports/")})
 
 
 def test_logout_clears_the_cookie(viewer):
@@ -346,8 +354,7 @@ def test_logout_clears_the_cookie(viewer):
     cookie = session_cookie(response)
     assert cookie.startswith("ctv_bookedbiz_session=;")
     assert "Expires=Thu, 01 Jan 1970" in cookie
-    assert "You have logged out." in viewer.get(
-        response.headers["Location"]).get_data(as_text=True)
+    assert "You have logged out." in viewer.get(response.headers["Location"]).get_data(as_text=True)
     assert viewer.get("/reports/").status_code == 302
 
 
@@ -371,12 +378,14 @@ def test_logout_ends_the_users_other_sessions(app, viewer):
     assert other.get("/reports/").status_code == 302
 
 
-@pytest.mark.parametrize("change", [
-    {"password_hash": generate_password_hash("another password")},
-    {"active": 0},
-])
-def test_new_password_or_disabling_ends_sessions(app, viewer, db_path,
-                                                 change):
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"password_hash": generate_password_hash("another password")},
+        {"active": 0},
+    ],
+)
+def test_new_password_or_disabling_ends_sessions(app, viewer, db_path, change):
     stolen = viewer.get_cookie("ctv_bookedbiz_session").value
     conn = db.connect(db_path)
     db.update_user(conn, "viewer", **change)
@@ -421,9 +430,9 @@ NON_ADMIN_ROLES = ("viewer", "ae", "management")
 
 
 def admin_rules(app):
-    return [rule for rule in app.url_map.iter_rules()
-            if getattr(app.view_functions[rule.endpoint], "admin_only",
-                       False)]
+    return [
+        rule for rule in app.url_map.iter_rules() if getattr(app.view_functions[rule.endpoint], "admin_only", False)
+    ]
 
 
 def test_every_changing_route_is_admin_only(app):
@@ -431,19 +440,20 @@ def test_every_changing_route_is_admin_only(app):
     added here with a reason)."""
     not_changing = {"auth.login", "auth.logout"}
     for rule in app.url_map.iter_rules():
-        if rule.methods - {"GET", "HEAD", "OPTIONS"} and \
-                rule.endpoint not in not_changing:
-            assert getattr(app.view_functions[rule.endpoint], "admin_only",
-                           False), rule.endpoint
+        if rule.methods - {"GET", "HEAD", "OPTIONS"} and rule.endpoint not in not_changing:
+            assert getattr(app.view_functions[rule.endpoint], "admin_only", False), rule.endpoint
     assert {r.endpoint for r in admin_rules(app)} == {
-        "reports.close_month", "reports.reopen_month", "admin.users",
-        "admin.unlock"}
+        "reports.close_month",
+        "reports.reopen_month",
+        "admin.users",
+        "admin.unlock",
+    }
 
 
 @pytest.mark.parametrize("role", NON_ADMIN_ROLES)
-def test_non_admins_get_403_from_every_admin_route(app, client, db_path,
-                                                   role):
+def test_non_admins_get_403_from_every_admin_route(app, client, db_path, role):
     from .conftest import dump
+
     add_user(db_path, f"user-{role}", role)
     assert login(client, f"user-{role}").status_code == 302
     conn = db.connect(db_path)
@@ -456,8 +466,7 @@ def test_non_admins_get_403_from_every_admin_route(app, client, db_path,
         for month in ("2025-01", "2025-02"):
             url = rule.build({"month": month})[1]
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-                response = client.open(url, method=method,
-                                       data={"csrf_token": token})
+                response = client.open(url, method=method, data={"csrf_token": token})
                 assert response.status_code == 403, (role, method, url)
                 assert b"Only an administrator" in response.data
                 checked += 1
@@ -469,8 +478,7 @@ def test_non_admins_get_403_from_every_admin_route(app, client, db_path,
 
 def test_admin_can_use_the_admin_routes(admin, db_path):
     token = csrf_token(admin, "/reports/months")
-    response = admin.post("/reports/months/2025-01/close",
-                          data={"csrf_token": token})
+    response = admin.post("/reports/months/2025-01/close", data={"csrf_token": token})
     assert response.status_code == 302
     conn = db.connect(db_path)
     assert db.closed_months(conn) == {"2025-01"}

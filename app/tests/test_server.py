@@ -37,16 +37,20 @@ def server(request, db_path):
     """uvicorn as the unit runs it; ``request.param``: more environment
     (as the env file gives it)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SECRET_KEY_FILE", "CREDENTIALS_DIRECTORY",
-                        "CTV_BOOKEDBIZ_ENV", "FORWARDED_ALLOW_IPS")}
-    env.update(DATABASE_PATH=str(db_path), SECRET_KEY=SECRET,
-               **getattr(request, "param", {}))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SECRET_KEY_FILE", "CREDENTIALS_DIRECTORY", "CTV_BOOKEDBIZ_ENV", "FORWARDED_ALLOW_IPS")
+    }
+    env.update(DATABASE_PATH=str(db_path), SECRET_KEY=SECRET, **getattr(request, "param", {}))
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "src.web.asgi:app",
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=APP_DIR, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+        [sys.executable, "-m", "uvicorn", "src.web.asgi:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=APP_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -92,23 +96,18 @@ def test_uvicorn_serves_the_app(server):
 def failed_login_address(base: str, db_path, forwarded_for: str) -> str:
     """Fail one login with X-Forwarded-For set; the address the throttle
     counted it against."""
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
     with opener.open(base + "/auth/login") as page:
-        token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"',
-                          page.read()).group(1).decode()
-    form = urllib.parse.urlencode({"username": "viewer", "password": "wrong",
-                                   "csrf_token": token}).encode()
-    attempt = urllib.request.Request(
-        base + "/auth/login", data=form,
-        headers={"X-Forwarded-For": forwarded_for})
+        token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page.read()).group(1).decode()
+    form = urllib.parse.urlencode({"username": "viewer", "password": "wrong", "csrf_token": token}).encode()
+    attempt = urllib.request.Request(base + "/auth/login", data=form, headers={"X-Forwarded-For": forwarded_for})
     with pytest.raises(urllib.error.HTTPError) as refused:
         opener.open(attempt)
     assert refused.value.code == 401
     refused.value.close()
     conn = db.connect(db_path)
     try:
-        (address,), = conn.execute("SELECT address FROM login_attempts")
+        ((address,),) = conn.execute("SELECT address FROM login_attempts")
     finally:
         conn.close()
     return address
@@ -117,10 +116,13 @@ def failed_login_address(base: str, db_path, forwarded_for: str) -> str:
 # FORWARDED_ALLOW_IPS as the role's env file writes it: empty by default
 # (no proxy is trusted: the address is the connection's), or the proxies'
 # addresses when a same-host proxy is configured.
-@pytest.mark.parametrize("server, counted", [
-    ({"FORWARDED_ALLOW_IPS": ""}, "127.0.0.1"),
-    ({"FORWARDED_ALLOW_IPS": "127.0.0.1,::1"}, "203.0.113.7"),
-], indirect=["server"])
-def test_whose_address_counts_is_the_forwarded_allow_ips_setting(
-        server, db_path, counted):
+@pytest.mark.parametrize(
+    "server, counted",
+    [
+        ({"FORWARDED_ALLOW_IPS": ""}, "127.0.0.1"),
+        ({"FORWARDED_ALLOW_IPS": "127.0.0.1,::1"}, "203.0.113.7"),
+    ],
+    indirect=["server"],
+)
+def test_whose_address_counts_is_the_forwarded_allow_ips_setting(server, db_path, counted):
     assert failed_login_address(server, db_path, "203.0.113.7") == counted

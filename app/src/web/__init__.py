@@ -14,8 +14,7 @@ from . import admin, auth, formatting, health, reports
 # The pages use one stylesheet from /static, inline SVG and forms posting
 # to this site: no scripts, no inline styles, nothing from elsewhere.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
 SECURITY_HEADERS = {
@@ -66,9 +65,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.context_processor
     def deployed():
         """The footer's version and release, on every page."""
-        return {"app_version": app.config["APP_VERSION"],
-                "release": health.deployed_release(
-                    app.config.get("RELEASE_FILE"))}
+        return {
+            "app_version": app.config["APP_VERSION"],
+            "release": health.deployed_release(app.config.get("RELEASE_FILE")),
+        }
 
     @app.get("/")
     def index():
@@ -88,29 +88,26 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return render_template(
-            "error.html", code=400,
-            message="The form had expired or was not sent by this site; "
-                    "please go back, reload the page and try again."), 400
+            "error.html",
+            code=400,
+            message="The form had expired or was not sent by this site; please go back, reload the page and try again.",
+        ), 400
 
     @app.errorhandler(UnicodeDecodeError)
     def not_utf8(error):
         # werkzeug decodes query strings and form bodies as UTF-8 when
         # first read; raw bytes that are not UTF-8 would otherwise be a 500.
-        return render_template(
-            "error.html", code=400,
-            message="The request is not valid UTF-8."), 400
+        return render_template("error.html", code=400, message="The request is not valid UTF-8."), 400
 
     @app.errorhandler(HTTPException)
     def http_error(error):
-        return render_template("error.html", code=error.code,
-                               message=error.description), error.code
+        return render_template("error.html", code=error.code, message=error.description), error.code
 
     @app.errorhandler(sqlite3.Error)
     def database_error(error):
         app.logger.error("database error: %s", error)
         return render_template(
-            "error.html", code=503,
-            message="The database cannot be read right now. The operator "
-                    "can check /health."), 503
+            "error.html", code=503, message="The database cannot be read right now. The operator can check /health."
+        ), 503
 
     return app

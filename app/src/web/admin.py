@@ -20,8 +20,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 class UnlockForm(FlaskForm):
     """The user to unlock, and the CSRF token."""
-    username = auth.TextField(widget=HiddenInput(),
-                              validators=[InputRequired()])
+
+    username = auth.TextField(widget=HiddenInput(), validators=[InputRequired()])
 
 
 @bp.get("/users")
@@ -35,8 +35,7 @@ def users():
         if until is not None:
             until = when(datetime.fromtimestamp(until, UTC).isoformat())
         rows.append((user, until))
-    return render_template("admin/users.html", users=rows,
-                           form=UnlockForm())
+    return render_template("admin/users.html", users=rows, form=UnlockForm())
 
 
 @bp.post("/users/unlock")

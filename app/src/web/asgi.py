@@ -23,5 +23,4 @@ async def app(scope, receive, send):
     context still holds asgiref's executor for a call that has finished:
     that request then failed with 500 ("CurrentThreadExecutor already quit
     or is broken")."""
-    await asyncio.create_task(_wsgi(scope, receive, send),
-                              context=contextvars.Context())
+    await asyncio.create_task(_wsgi(scope, receive, send), context=contextvars.Context())

@@ -22,10 +22,8 @@ import time
 from datetime import timedelta
 from functools import cache, wraps
 
-from flask import (Blueprint, abort, current_app, flash, redirect,
-                   render_template, request, session, url_for)
-from flask_login import (LoginManager, UserMixin, current_user, login_user,
-                         logout_user)
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
@@ -36,8 +34,7 @@ from .. import db
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 # Reachable without logging in.  Everything else redirects to the login page.
-PUBLIC_ENDPOINTS = frozenset({"index", "static", "health.health",
-                              "auth.login"})
+PUBLIC_ENDPOINTS = frozenset({"index", "static", "health.health", "auth.login"})
 
 SESSION_LIFETIME = timedelta(hours=12)
 
@@ -48,8 +45,7 @@ LOGIN_THROTTLE_DEFAULTS = {
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
 }
 
-TOO_MANY_FAILURES = ("Too many failed logins for this user name or from "
-                     "this address. Try again in {minutes} minute(s).")
+TOO_MANY_FAILURES = "Too many failed logins for this user name or from this address. Try again in {minutes} minute(s)."
 
 
 @cache
@@ -102,10 +98,8 @@ class SecretField(_TextOnly, PasswordField):
 
 
 class LoginForm(FlaskForm):
-    username = TextField("User name",
-                         validators=[InputRequired(), Length(max=100)])
-    password = SecretField("Password",
-                           validators=[InputRequired(), Length(max=200)])
+    username = TextField("User name", validators=[InputRequired(), Length(max=100)])
+    password = SecretField("Password", validators=[InputRequired(), Length(max=200)])
 
 
 def _load_user(user_id: str):
@@ -113,17 +107,21 @@ def _load_user(user_id: str):
     longer) valid: unknown user, disabled, nonce replaced since, or logged
     in more than SESSION_LIFETIME ago."""
     id_text, _, nonce = user_id.partition(":")
-    if (not nonce or not nonce.isascii() or len(id_text) > 18
-            or not (id_text.isascii() and id_text.isdigit())):
+    if not nonce or not nonce.isascii() or len(id_text) > 18 or not (id_text.isascii() and id_text.isdigit()):
         return None
     login_at = session.get("login_at")
-    if (not isinstance(login_at, (int, float))
-            or not 0 <= time.time() - login_at
-            < current_app.permanent_session_lifetime.total_seconds()):
+    if (
+        not isinstance(login_at, (int, float))
+        or not 0 <= time.time() - login_at < current_app.permanent_session_lifetime.total_seconds()
+    ):
         return None
     row = db.get_user(db.get_db(), user_id=int(id_text))
-    if (row is None or not row["active"] or not row["session_nonce"]
-            or not hmac.compare_digest(row["session_nonce"], nonce)):
+    if (
+        row is None
+        or not row["active"]
+        or not row["session_nonce"]
+        or not hmac.compare_digest(row["session_nonce"], nonce)
+    ):
         return None
     return User(row)
 
@@ -143,8 +141,7 @@ def init_app(app) -> None:
     @app.before_request
     def require_login():
         # request.endpoint is None for a URL that matches nothing (404/405)
-        if (request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS
-                or current_user.is_authenticated):
+        if request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
             return None
         if request.endpoint == "auth.logout":
             session.clear()
@@ -158,6 +155,7 @@ def admin_required(view):
         if not current_user.is_authenticated or not current_user.is_admin:
             abort(403, description="Only an administrator may do this.")
         return view(*args, **kwargs)
+
     wrapped.admin_only = True  # found by the tests' URL-map sweep
     return wrapped
 
@@ -188,9 +186,9 @@ def locked_until(conn, username: str, now: float) -> float | None:
     db.begin_login_attempt makes; the limit per address is not looked at."""
     config = current_app.config
     window = config["LOGIN_FAILURE_WINDOW_SECONDS"]
-    wait = db._retry_after(conn, "username", throttle_key(username),
-                           now - window, config["LOGIN_MAX_FAILURES_PER_USER"],
-                           window, now)
+    wait = db._retry_after(
+        conn, "username", throttle_key(username), now - window, config["LOGIN_MAX_FAILURES_PER_USER"], window, now
+    )
     return now + wait if wait else None
 
 
@@ -206,24 +204,25 @@ def login():
         name_key = throttle_key(form.username.data)
         address = request.remote_addr or "unknown"
         attempt = db.begin_login_attempt(
-            conn, name_key, address, now=time.time(),
+            conn,
+            name_key,
+            address,
+            now=time.time(),
             window=config["LOGIN_FAILURE_WINDOW_SECONDS"],
             per_user=config["LOGIN_MAX_FAILURES_PER_USER"],
-            per_address=config["LOGIN_MAX_FAILURES_PER_ADDRESS"])
+            per_address=config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
+        )
         if attempt.attempt_id is None:
             # The password is not even checked, and the answer is the same
             # whether or not the user exists.
-            current_app.logger.warning("login refused (throttled) from %s",
-                                       address)
+            current_app.logger.warning("login refused (throttled) from %s", address)
             minutes = -(-attempt.retry_after // 60)
             flash(TOO_MANY_FAILURES.format(minutes=minutes), "error")
-            return (render_template("auth/login.html", form=form), 429,
-                    {"Retry-After": str(attempt.retry_after)})
+            return (render_template("auth/login.html", form=form), 429, {"Retry-After": str(attempt.retry_after)})
         row = db.get_user(conn, username=form.username.data.strip())
         if row is None:
             check_password_hash(_dummy_hash(), form.password.data)
-        elif (check_password_hash(row["password_hash"], form.password.data)
-              and row["active"]):
+        elif check_password_hash(row["password_hash"], form.password.data) and row["active"]:
             db.login_succeeded(conn, name_key)
             session.clear()  # nothing from before the login carries over
             login_user(User(row))

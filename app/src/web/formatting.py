@@ -20,8 +20,7 @@ def when(iso: str | None) -> str | None:
     """'2026-01-05T14:03:00+00:00' -> '2026-01-05 14:03 UTC'."""
     if not iso:
         return None
-    return iso[:10] + " " + iso[11:16] + (" UTC" if iso.endswith("+00:00")
-                                          else "")
+    return iso[:10] + " " + iso[11:16] + (" UTC" if iso.endswith("+00:00") else "")
 
 
 def dollars(cents: int | None) -> int | None:

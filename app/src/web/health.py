@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
 from flask import Blueprint, current_app, jsonify
@@ -51,16 +51,15 @@ def deployed_release(path: str | None) -> dict | None:
     release, since = data.get("release"), data.get("live_since")
     if not isinstance(release, str) or not release.isalnum():
         return None
-    return {"id": release[:64],
-            "live_since": since[:40] if isinstance(since, str) else None}
+    return {"id": release[:64], "live_since": since[:40] if isinstance(since, str) else None}
 
 
 def _age_seconds(checked_at) -> int | None:
     try:
         when = datetime.fromisoformat(checked_at)
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return int((datetime.now(timezone.utc) - when).total_seconds())
+            when = when.replace(tzinfo=UTC)
+        return int((datetime.now(UTC) - when).total_seconds())
     except (TypeError, ValueError, OverflowError):
         return None
 
@@ -74,13 +73,11 @@ def replica_status(path: str | None) -> dict:
     except FileNotFoundError:
         return {"state": "unknown", "error": f"no status yet ({path})"}
     except OSError as exc:
-        return {"state": "unknown",
-                "error": f"cannot read status file: {exc.strerror or exc}"}
+        return {"state": "unknown", "error": f"cannot read status file: {exc.strerror or exc}"}
     except (ValueError, RecursionError):
         return {"state": "unknown", "error": "status file is not valid JSON"}
     if not isinstance(data, dict):
-        return {"state": "unknown",
-                "error": "status file is not a JSON object"}
+        return {"state": "unknown", "error": "status file is not a JSON object"}
     replica = {}
     for key in REPLICA_INTS:
         value = data.get(key)
@@ -96,25 +93,26 @@ def replica_status(path: str | None) -> dict:
 
 @bp.get("/health")
 def health():
-    body = {"status": "ok", "database": "ok", "schema_version": None,
-            "last_import": None}
+    body = {"status": "ok", "database": "ok", "schema_version": None, "last_import": None}
     try:
         conn = db.connect(current_app.config["DATABASE_PATH"])
         try:
             version = db.schema_version(conn)
             body["schema_version"] = version
             if version != db.LATEST_VERSION:
-                body.update(status="error", database=(
-                    f"schema version {version}, expected "
-                    f"{db.LATEST_VERSION}: run 'ctv-bookedbiz db upgrade'"))
+                body.update(
+                    status="error",
+                    database=(
+                        f"schema version {version}, expected {db.LATEST_VERSION}: run 'ctv-bookedbiz db upgrade'"
+                    ),
+                )
             else:
                 body["last_import"] = db.last_import(conn)
         finally:
             conn.close()
     except sqlite3.Error as exc:
         body.update(status="error", database=f"cannot read: {exc}")
-    body["replica"] = replica_status(
-        current_app.config.get("REPLICA_STATUS_FILE"))
+    body["replica"] = replica_status(current_app.config.get("REPLICA_STATUS_FILE"))
     body["version"] = current_app.config["APP_VERSION"]
     body["release"] = deployed_release(current_app.config.get("RELEASE_FILE"))
     return jsonify(body), 200 if body["status"] == "ok" else 503

@@ -39,9 +39,14 @@ PASSWORD = "correct horse battery staple"
 SPOTS = 3000
 VIEWPORT = {"width": 1366, "height": 768}
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-    "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 # Runs in every page before its own content; CDP-injected scripts are not
@@ -65,8 +70,7 @@ def chromium_executable() -> str | None:
 
 
 def screenshot_dir() -> Path:
-    return Path(os.environ.get("CTV_SCREENSHOT_DIR")
-                or REPO_ROOT / ".artifacts" / "screenshots")
+    return Path(os.environ.get("CTV_SCREENSHOT_DIR") or REPO_ROOT / ".artifacts" / "screenshots")
 
 
 def _free_port() -> int:
@@ -78,8 +82,7 @@ def _free_port() -> int:
 def _cli(env: dict, *args: str, input: str | None = None) -> str:
     exe = shutil.which("ctv-bookedbiz", path=str(Path(sys.executable).parent))
     assert exe, "ctv-bookedbiz is installed in the environment"
-    result = subprocess.run([exe, *args], env=env, input=input, text=True,
-                            capture_output=True, timeout=120)
+    result = subprocess.run([exe, *args], env=env, input=input, text=True, capture_output=True, timeout=120)
     assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result.stdout
 
@@ -90,26 +93,28 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     data = root / "imports"
     data.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SECRET_KEY_FILE", "CREDENTIALS_DIRECTORY",
-                        "CTV_BOOKEDBIZ_ENV")}
-    env.update(DATABASE_PATH=str(root / "bookedbiz.db"), DATA_PATH=str(data),
-               SECRET_KEY=SECRET)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SECRET_KEY_FILE", "CREDENTIALS_DIRECTORY", "CTV_BOOKEDBIZ_ENV")
+    }
+    env.update(DATABASE_PATH=str(root / "bookedbiz.db"), DATA_PATH=str(data), SECRET_KEY=SECRET)
     _cli(env, "db", "upgrade")
     _cli(env, "demo-data", "--spots", str(SPOTS), "--seed", "1")
-    _cli(env, "users", "add", USERNAME, "--role", "admin",
-         input=PASSWORD + "\n")
-    _cli(env, "users", "add", LEAVER, "--role", "viewer",
-         input=PASSWORD + "\n")
+    _cli(env, "users", "add", USERNAME, "--role", "admin", input=PASSWORD + "\n")
+    _cli(env, "users", "add", LEAVER, "--role", "viewer", input=PASSWORD + "\n")
 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = root / "uvicorn.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "src.web.asgi:app",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=APP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [sys.executable, "-m", "uvicorn", "src.web.asgi:app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=APP_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -122,8 +127,7 @@ def server(tmp_path_factory):
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("uvicorn did not answer /health:\n"
-                            + log_path.read_text())
+                pytest.fail("uvicorn did not answer /health:\n" + log_path.read_text())
             time.sleep(0.1)
         yield base
     finally:
@@ -141,15 +145,17 @@ def browser():
     it with a fresh temporary profile (user-data-dir) and removes it after."""
     executable = chromium_executable()
     if executable is None:
-        pytest.skip("no chromium executable found (install Debian's "
-                    "'chromium' package: apt-get install -y chromium)")
+        pytest.skip("no chromium executable found (install Debian's 'chromium' package: apt-get install -y chromium)")
     playwright = sync_playwright().start()
     try:
         browser = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS,
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_ARGS,
             # Keep the back/forward cache that real browsers have, so that
             # Back after logging out is tested as users meet it.
-            ignore_default_args=["--disable-back-forward-cache"])
+            ignore_default_args=["--disable-back-forward-cache"],
+        )
         try:
             yield browser
         finally:
@@ -166,6 +172,7 @@ def shots():
 
     def shoot(page, name: str) -> None:
         page.screenshot(path=folder / f"{name}.png")
+
     return shoot
 
 
@@ -176,34 +183,28 @@ class Visitor:
     def __init__(self, browser, base_url: str):
         self.base_url = base_url
         self.problems: list[str] = []
-        self.context = browser.new_context(
-            base_url=base_url, viewport=VIEWPORT, accept_downloads=True)
+        self.context = browser.new_context(base_url=base_url, viewport=VIEWPORT, accept_downloads=True)
         self.context.expose_binding(
             "__ctvCspViolation",
-            lambda source, text: self.problems.append(
-                f"CSP violation on {source['page'].url}: {text}"))
+            lambda source, text: self.problems.append(f"CSP violation on {source['page'].url}: {text}"),
+        )
         self.context.add_init_script(CSP_LISTENER)
         self.context.on("console", self._console)
-        self.context.on("weberror", lambda error: self.problems.append(
-            f"page error: {error.error}"))
+        self.context.on("weberror", lambda error: self.problems.append(f"page error: {error.error}"))
 
     def _console(self, message) -> None:
-        if (message.type == "error"
-                or "Content Security Policy" in message.text):
-            where = message.location.get("url") or (
-                message.page.url if message.page else "?")
+        if message.type == "error" or "Content Security Policy" in message.text:
+            where = message.location.get("url") or (message.page.url if message.page else "?")
             if where.endswith("/favicon.ico") and "404" in message.text:
                 # Chromium asks every site for /favicon.ico and the app
                 # has none; that 404 is noise, not an error of a page.
                 return
-            self.problems.append(
-                f"console {message.type} ({where}): {message.text}")
+            self.problems.append(f"console {message.type} ({where}): {message.text}")
 
     def new_page(self):
         return self.context.new_page()
 
-    def login(self, page, username: str = USERNAME,
-              password: str = PASSWORD) -> None:
+    def login(self, page, username: str = USERNAME, password: str = PASSWORD) -> None:
         page.goto("/auth/login")
         page.get_by_label("User name").fill(username)
         page.get_by_label("Password").fill(password)

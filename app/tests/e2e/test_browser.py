@@ -28,6 +28,7 @@ NUMBER = re.compile(r"-?[\d,]+(\.\d+)?%?")
 
 # --- helpers -----------------------------------------------------------------
 
+
 def normalise(cell: str) -> str:
     """A cell as shown in HTML or CSV, with the HTML's presentation removed
     (thousands separators, '%', '—' for no value)."""
@@ -49,16 +50,15 @@ def html_tables(page) -> list[dict]:
     tables = []
     for section in page.locator("section.table").all():
         table = section.locator("table")
-        tables.append({
-            "title": section.locator("h2").inner_text(),
-            "csv": section.get_by_role("link", name="Download CSV"),
-            "head": table.locator("thead tr").first.locator("th")
-                         .all_inner_texts(),
-            "body": [row.locator("td").all_inner_texts()
-                     for row in table.locator("tbody tr").all()],
-            "foot": (table.locator("tfoot tr td").all_inner_texts()
-                     if table.locator("tfoot").count() else None),
-        })
+        tables.append(
+            {
+                "title": section.locator("h2").inner_text(),
+                "csv": section.get_by_role("link", name="Download CSV"),
+                "head": table.locator("thead tr").first.locator("th").all_inner_texts(),
+                "body": [row.locator("td").all_inner_texts() for row in table.locator("tbody tr").all()],
+                "foot": (table.locator("tfoot tr td").all_inner_texts() if table.locator("tfoot").count() else None),
+            }
+        )
     return tables
 
 
@@ -91,6 +91,7 @@ def revenue_footer(page) -> list[int]:
 
 # --- logging in ----------------------------------------------------------------
 
+
 def test_wrong_password_shows_an_error_and_stays_on_login(visitor, shots):
     page = visitor.new_page()
     page.goto("/reports/revenue")
@@ -104,8 +105,7 @@ def test_wrong_password_shows_an_error_and_stays_on_login(visitor, shots):
     page.wait_for_load_state()
     assert "/auth/login" in page.url
     assert page.locator("h1").inner_text() == "Log in"
-    assert page.locator("p.message.error").inner_text() == \
-        "Unknown user name or wrong password."
+    assert page.locator("p.message.error").inner_text() == "Unknown user name or wrong password."
     assert page.get_by_role("button", name="Log out").count() == 0
     shots(page, "login-wrong-password")
     # The failed login is answered with 401, which Chromium logs.
@@ -132,6 +132,7 @@ def test_login_through_the_form_shows_the_reports(visitor, shots):
 
 # --- the four reports --------------------------------------------------------
 
+
 @pytest.mark.parametrize("report", REPORTS)
 def test_report_tables_have_rows_and_match_their_csv(page, shots, report):
     url, title = REPORTS[report]
@@ -149,27 +150,26 @@ def test_report_tables_have_rows_and_match_their_csv(page, shots, report):
             shown.append(table["foot"])
             # the totals row, figure by figure
             assert rows[-1][0] == table["foot"][0] == "Total"
-            assert ([normalise(c) for c in rows[-1]]
-                    == [normalise(c) for c in table["foot"]]), table["title"]
-        assert ([[normalise(c) for c in row] for row in rows]
-                == [[normalise(c) for c in row] for row in shown]), \
-            table["title"]
+            assert [normalise(c) for c in rows[-1]] == [normalise(c) for c in table["foot"]], table["title"]
+        assert [[normalise(c) for c in row] for row in rows] == [[normalise(c) for c in row] for row in shown], table[
+            "title"
+        ]
         assert page.url.endswith(url)  # the download did not navigate
 
 
 # --- filters -----------------------------------------------------------------
+
 
 def test_revenue_net_is_below_gross(page, shots):
     page.goto("/reports/revenue")
     assert page.locator("select[name=measure]").input_value() == "gross"
     gross = revenue_footer(page)
     show(page, measure="net")
-    assert page.locator("section.table h2").inner_text().startswith(
-        "Net revenue by customer")
+    assert page.locator("section.table h2").inner_text().startswith("Net revenue by customer")
     net = revenue_footer(page)
     shots(page, "revenue-net")
     assert 0 < net[-1] < gross[-1]
-    for n, g in zip(net, gross):
+    for n, g in zip(net, gross, strict=True):
         assert n <= g
     rows = download_csv(page, page.get_by_role("link", name="Download CSV"))
     assert [int(c) for c in rows[-1][1:]] == net
@@ -216,12 +216,10 @@ def test_revenue_for_one_ae_equals_that_ae_in_the_ae_report(page, shots):
 
 def test_language_report_net_below_gross(page, shots):
     page.goto("/reports/languages")
-    gross = page.locator("section.table").first.locator(
-        "tfoot td").all_inner_texts()
+    gross = page.locator("section.table").first.locator("tfoot td").all_inner_texts()
     show(page, measure="net")
     shots(page, "languages-net")
-    net = page.locator("section.table").first.locator(
-        "tfoot td").all_inner_texts()
+    net = page.locator("section.table").first.locator("tfoot td").all_inner_texts()
     assert net[1] == gross[1]  # the same spots
     assert 0 < money(net[2]) < money(gross[2])
 
@@ -240,6 +238,7 @@ def test_ae_report_year_filter(page, shots):
 
 
 # --- the charts --------------------------------------------------------------
+
 
 def chart(page):
     """The page's chart: visible, named by its SVG title and description."""
@@ -261,8 +260,7 @@ def chart(page):
 
 def fills(locator) -> list[str]:
     """The fill colours the style sheet gives to these SVG shapes."""
-    return locator.evaluate_all(
-        "shapes => shapes.map(s => getComputedStyle(s).fill)")
+    return locator.evaluate_all("shapes => shapes.map(s => getComputedStyle(s).fill)")
 
 
 def test_revenue_chart_is_drawn_with_a_bar_per_month(page, shots):
@@ -292,8 +290,7 @@ def test_ae_chart_has_a_bar_per_ae_and_a_budget_mark(page, shots):
     svg = chart(page)
     shots(page, "report-ae-chart")
     summary = html_tables(page)[0]
-    assert summary["head"][:4] == ["Account executive", "Booked", "Budget",
-                                   "Pacing (% of budget)"]
+    assert summary["head"][:4] == ["Account executive", "Booked", "Budget", "Pacing (% of budget)"]
     rows = svg.locator("g.ae-row")
     assert rows.count() == len(summary["body"]) > 1
     for i, cells in enumerate(summary["body"]):
@@ -303,11 +300,9 @@ def test_ae_chart_has_a_bar_per_ae_and_a_budget_mark(page, shots):
         assert row.locator("line.mark-budget").count() == int(has_budget)
         pacing = row.locator("text.pacing").text_content()
         assert pacing == (cells[3] if has_budget else "no budget")
-        assert row.locator("title").text_content().startswith(
-            f"{cells[0]}: booked {cells[1]}")
+        assert row.locator("title").text_content().startswith(f"{cells[0]}: booked {cells[1]}")
     # the longest bar is the AE who booked most
-    widths = [rows.nth(i).locator("rect").bounding_box()["width"]
-              for i in range(rows.count())]
+    widths = [rows.nth(i).locator("rect").bounding_box()["width"] for i in range(rows.count())]
     booked = [money(r[1]) for r in summary["body"]]
     assert widths.index(max(widths)) == booked.index(max(booked))
     # booked is the same colour as the revenue report's bars
@@ -337,11 +332,9 @@ def test_language_chart_has_a_stacked_bar_per_month(page, shots):
     for i in range(12):
         segments = months.nth(i).locator("rect.segment")
         assert 0 < segments.count() <= len(legend)
-        boxes = [segments.nth(k).bounding_box() for k in range(
-            segments.count())]
+        boxes = [segments.nth(k).bounding_box() for k in range(segments.count())]
         # each month's segments fill the bar from 0% to 100%
-        span = (max(b["y"] + b["height"] for b in boxes)
-                - min(b["y"] for b in boxes))
+        span = max(b["y"] + b["height"] for b in boxes) - min(b["y"] for b in boxes)
         assert span == pytest.approx(bottom - top, abs=1.5)
     # a language has one colour in every month, and no two share one
     swatches = svg.locator("g.legend rect.swatch")
@@ -363,12 +356,10 @@ def test_month_chart_has_a_cell_per_month_by_status(page, shots):
     cells = svg.locator("g.cell")
     assert cells.count() == 12 * len(years)
     closed = [r for r in table["body"] if r[1] == "closed"]
-    with_data = [r for r in table["body"]
-                 if r[1] == "open" and money(r[3]) > 0]
+    with_data = [r for r in table["body"] if r[1] == "open" and money(r[3]) > 0]
     assert svg.locator("g.cell rect.status-closed").count() == len(closed)
     assert svg.locator("g.cell rect.status-open").count() == len(with_data)
-    assert svg.locator("g.cell rect.status-empty").count() == \
-        cells.count() - len(closed) - len(with_data)
+    assert svg.locator("g.cell rect.status-empty").count() == cells.count() - len(closed) - len(with_data)
     # oldest first: the first cell is January of the first year
     assert cells.first.locator("text").text_content() == "Jan"
     assert cells.first.locator("title").text_content().startswith("Jan ")
@@ -381,11 +372,9 @@ def test_month_chart_has_a_cell_per_month_by_status(page, shots):
     try:
         svg = chart(page)
         first = svg.locator("g.cell").first
-        assert first.locator("rect").get_attribute("class") == \
-            "status-closed"
+        assert first.locator("rect").get_attribute("class") == "status-closed"
         assert first.locator("title").text_content().endswith(": closed")
-        assert svg.locator("g.cell rect.status-closed").count() == \
-            len(closed) + 1
+        assert svg.locator("g.cell rect.status-closed").count() == len(closed) + 1
         shots(page, "report-months-chart-closed")
         for status in ("closed", "open"):
             swatch = fills(svg.locator(f"g.legend rect.status-{status}"))
@@ -394,13 +383,12 @@ def test_month_chart_has_a_cell_per_month_by_status(page, shots):
         assert len(set(fills(svg.locator("g.legend rect.swatch")))) == 3
     finally:
         with page.expect_navigation():
-            page.get_by_role("button", name=re.compile(r"^Reopen")).last \
-                .click()
-    assert chart(page).locator("g.cell rect.status-closed").count() == \
-        len(closed)
+            page.get_by_role("button", name=re.compile(r"^Reopen")).last.click()
+    assert chart(page).locator("g.cell rect.status-closed").count() == len(closed)
 
 
 # --- logging out -------------------------------------------------------------
+
 
 def test_after_logout_back_does_not_show_a_report(visitor, shots):
     page = visitor.new_page()
@@ -411,16 +399,15 @@ def test_after_logout_back_does_not_show_a_report(visitor, shots):
     page.get_by_role("button", name="Log out").click()
     page.wait_for_load_state()
     assert "/auth/login" in page.url
-    assert page.locator("p.message.info").inner_text() == \
-        "You have logged out."
+    assert page.locator("p.message.info").inner_text() == "You have logged out."
     shots(page, "logged-out")
 
     # Restored from the back/forward cache, the page fires no "load"
     # event: wait for the navigation only, then for what it shows.
     page.go_back(wait_until="commit")
-    expect(page.locator("h1"), "Back after logging out shows the report "
-           "again (is Cache-Control: no-store missing?)").to_have_text(
-               "Log in", timeout=5000)
+    expect(
+        page.locator("h1"), "Back after logging out shows the report again (is Cache-Control: no-store missing?)"
+    ).to_have_text("Log in", timeout=5000)
     shots(page, "logged-out-back")
     assert page.locator("section.table").count() == 0
     page.reload()
@@ -429,6 +416,7 @@ def test_after_logout_back_does_not_show_a_report(visitor, shots):
 
 
 # --- the watch itself --------------------------------------------------------
+
 
 def test_a_csp_violation_would_be_caught(visitor):
     """The console/CSP watch is not vacuous: an inline style, which the
@@ -439,5 +427,4 @@ def test_a_csp_violation_would_be_caught(visitor):
         'beforeend', '<p style="color: red">inline</p>')""")
     page.wait_for_timeout(200)
     problems, visitor.problems = visitor.problems, []
-    assert any("CSP violation" in p and "style-src" in p for p in problems), \
-        problems
+    assert any("CSP violation" in p and "style-src" in p for p in problems), problems

@@ -19,11 +19,9 @@ pytestmark = pytest.mark.e2e
 
 def test_pipelined_requests_on_one_connection_all_succeed(server):
     parts = urlsplit(server)
-    request = (b"GET /health HTTP/1.1\r\nHost: " + parts.netloc.encode()
-               + b"\r\n\r\n")
+    request = b"GET /health HTTP/1.1\r\nHost: " + parts.netloc.encode() + b"\r\n\r\n"
     for _ in range(10):
-        with socket.create_connection((parts.hostname, parts.port),
-                                      timeout=10) as sock:
+        with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
             sock.sendall(request * 4)
             data = b""
             while len(re.findall(rb"HTTP/1.1 \d+", data)) < 4:

@@ -11,15 +11,14 @@ from . import ae, languages, months, revenue
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 REPORTS = (
-    ("reports.revenue", "Revenue by customer",
-     "Gross or net revenue per customer and broadcast month for a year, "
-     "with filters, totals and a chart."),
-    ("reports.ae", "AE performance",
-     "Booked against budget by month and quarter, pacing, year over year."),
-    ("reports.languages", "Language and market",
-     "Revenue and spot counts by language and by market."),
-    ("reports.months", "Month status",
-     "Each broadcast month open or closed, its totals and last import."),
+    (
+        "reports.revenue",
+        "Revenue by customer",
+        "Gross or net revenue per customer and broadcast month for a year, with filters, totals and a chart.",
+    ),
+    ("reports.ae", "AE performance", "Booked against budget by month and quarter, pacing, year over year."),
+    ("reports.languages", "Language and market", "Revenue and spot counts by language and by market."),
+    ("reports.months", "Month status", "Each broadcast month open or closed, its totals and last import."),
 )
 
 
@@ -32,15 +31,12 @@ def require_login():
 
 @bp.get("/")
 def index():
-    return render_template("reports/index.html", reports=REPORTS,
-                           user=current_user)
+    return render_template("reports/index.html", reports=REPORTS, user=current_user)
 
 
 bp.add_url_rule("/revenue", "revenue", revenue.view)
 bp.add_url_rule("/ae", "ae", ae.view)
 bp.add_url_rule("/languages", "languages", languages.view)
 bp.add_url_rule("/months", "months", months.view)
-bp.add_url_rule("/months/<month>/close", "close_month",
-                admin_required(months.close), methods=["POST"])
-bp.add_url_rule("/months/<month>/reopen", "reopen_month",
-                admin_required(months.reopen), methods=["POST"])
+bp.add_url_rule("/months/<month>/close", "close_month", admin_required(months.close), methods=["POST"])
+bp.add_url_rule("/months/<month>/reopen", "reopen_month", admin_required(months.reopen), methods=["POST"])

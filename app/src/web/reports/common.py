@@ -41,12 +41,12 @@ def csv_response(table: Table, filename: str) -> Response:
     writer = csv.writer(out)
     writer.writerow([defuse(c.title) for c in table.columns])
     for row in table.rows + ([table.total] if table.total else []):
-        writer.writerow([defuse(csv_value(v, c.kind))
-                         for v, c in zip(row, table.columns)])
+        writer.writerow([defuse(csv_value(v, c.kind)) for v, c in zip(row, table.columns, strict=True)])
     return Response(
-        out.getvalue(), mimetype="text/csv",
-        headers={"Content-Disposition":
-                 f'attachment; filename="{filename}-{table.key}.csv"'})
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}-{table.key}.csv"'},
+    )
 
 
 # What a spreadsheet may run as a formula (OWASP's list); a plain number
@@ -63,9 +63,16 @@ def defuse(text: str) -> str:
     return text
 
 
-def respond(name: str, title: str, tables: list[Table], *, filters: dict,
-            messages: list[str], template: str = "reports/report.html",
-            **context):
+def respond(
+    name: str,
+    title: str,
+    tables: list[Table],
+    *,
+    filters: dict,
+    messages: list[str],
+    template: str = "reports/report.html",
+    **context,
+):
     """The report as HTML, or one of its tables as CSV with ?format=csv."""
     fmt = request.args.get("format", "html")
     if fmt == "csv":
@@ -73,20 +80,28 @@ def respond(name: str, title: str, tables: list[Table], *, filters: dict,
         for table in tables:
             if table.key == key:
                 year = filters.get("year")
-                return csv_response(
-                    table, filename=f"{name}-{year}" if year else name)
-        abort(400, description=f"This report has no table {key!r}; "
-                               "choose one of "
-                               + ", ".join(t.key for t in tables) + ".")
+                return csv_response(table, filename=f"{name}-{year}" if year else name)
+        abort(
+            400,
+            description=f"This report has no table {key!r}; choose one of " + ", ".join(t.key for t in tables) + ".",
+        )
     if fmt != "html":
         abort(400, description="format must be html or csv.")
     csv_args = {k: v for k, v in filters.items() if v not in (None, "")}
-    return render_template(template, name=name, title=title, tables=tables,
-                           filters=filters, messages=messages,
-                           csv_args=csv_args, **context)
+    return render_template(
+        template,
+        name=name,
+        title=title,
+        tables=tables,
+        filters=filters,
+        messages=messages,
+        csv_args=csv_args,
+        **context,
+    )
 
 
 # --- cache -------------------------------------------------------------------
+
 
 class ReportCache:
     """What the reports computed, per process, keyed on the database's data
@@ -101,8 +116,7 @@ class ReportCache:
         self._version: int | None = None
         self._entries: OrderedDict[Hashable, object] = OrderedDict()
 
-    def get_or_compute(self, version: int, key: Hashable,
-                       compute: Callable[[], object]):
+    def get_or_compute(self, version: int, key: Hashable, compute: Callable[[], object]):
         with self._lock:
             if version != self._version:
                 self._entries.clear()
@@ -123,8 +137,7 @@ class ReportCache:
 
 
 def report_cache() -> ReportCache:
-    return current_app.extensions.setdefault("ctv_report_cache",
-                                             ReportCache())
+    return current_app.extensions.setdefault("ctv_report_cache", ReportCache())
 
 
 def data_version() -> int:
@@ -143,21 +156,22 @@ def cached(name: str, key: tuple, compute: Callable[[], object]):
     """compute(), or what it returned before for the same report, key and
     data version.  The result is shared between requests: never change
     it."""
-    return report_cache().get_or_compute(data_version(), (name, *key),
-                                         compute)
+    return report_cache().get_or_compute(data_version(), (name, *key), compute)
 
 
 # --- filters -----------------------------------------------------------------
 
+
 def years_with_data() -> list[int]:
     """The years from the first to the last month with spots (two index
     look-ups rather than a scan of every spot)."""
+
     def compute():
-        first, last = query("SELECT MIN(broadcast_month),"
-                            " MAX(broadcast_month) FROM spot_totals")[0]
+        first, last = query("SELECT MIN(broadcast_month), MAX(broadcast_month) FROM spot_totals")[0]
         if first is None:
             return []
         return list(range(int(first[:4]), int(last[:4]) + 1))
+
     return list(cached("years", (), compute))
 
 
@@ -170,10 +184,8 @@ def year_arg(years: list[int]) -> int:
     year with data."""
     raw = request.args.get("year", "").strip()
     if raw:
-        if (len(raw) != 4 or not (raw.isascii() and raw.isdigit())
-                or not 1990 <= int(raw) <= 2100):
-            abort(400, description=f"year must be a year like "
-                                   f"{date.today().year}, not {raw!r}.")
+        if len(raw) != 4 or not (raw.isascii() and raw.isdigit()) or not 1990 <= int(raw) <= 2100:
+            abort(400, description=f"year must be a year like {date.today().year}, not {raw!r}.")
         return int(raw)
     this_year = date.today().year
     if this_year in years or not years:
@@ -188,15 +200,13 @@ def measure_arg() -> str:
     return raw
 
 
-def choice_arg(name: str, label: str, options: list[str],
-               messages: list[str]) -> str | None:
+def choice_arg(name: str, label: str, options: list[str], messages: list[str]) -> str | None:
     """An optional filter that must be one of ``options``; an unknown value
     is ignored with a message."""
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
     if raw not in options:
-        messages.append(f"There is no {label} {raw!r}; that filter was "
-                        "ignored.")
+        messages.append(f"There is no {label} {raw!r}; that filter was ignored.")
         return None
     return raw
