@@ -433,8 +433,7 @@ def import_file(file: Path, check: bool) -> None:
     # within seconds, so it gives it back at once (peak at 400,000 spots
     # ~375 -> ~310 MB, no slower).  Read when polars is first loaded (just
     # below), so set here; an allocator without the setting ignores it.
-    os.environ.setdefault("_RJEM_MALLOC_CONF",
-                          "dirty_decay_ms:0,muzzy_decay_ms:0")
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
     with _database() as conn, _bulk():
         if sys.stderr.isatty():
             click.echo(f"reading {file} ...", err=True)
