@@ -33,7 +33,9 @@ def test_a_second_run_waits_for_the_lock_then_fails_naming_the_first(host, tmp_p
     app = changed_app(tmp_path, "first run")
     asgi = app / "src" / "web" / "asgi.py"
     asgi.write_text("import time\ntime.sleep(25)\n" + asgi.read_text())
-    first = start_playbook("-e", f"ctv_bookedbiz_db_app_src={app}")
+    # A health gate that outlasts the slow start even on a busy machine: the
+    # first run must still hold the lock, not be going back, when the second comes.
+    first = start_playbook("-e", f"ctv_bookedbiz_db_app_src={app}", "-e", "ctv_bookedbiz_db_health_timeout=120")
     try:
         read_until(first, "Wait for /health to answer 200")
         assert lock_status(host).startswith("held by 'Deploy CTV BookedBiz DB' run by")
