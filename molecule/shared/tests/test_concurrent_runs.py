@@ -55,7 +55,7 @@ def test_a_second_run_waits_for_the_lock_then_fails_naming_the_first(host, tmp_p
 
 def test_the_health_gate_asks_the_address_the_service_listens_on(host):
     address = host.check_output("hostname -I").split()[0]
-    run = playbook("-e", f"ctv_bookedbiz_db_host={address}", name="deploy.yml", json_output=False)
+    run = playbook("-e", f"ctv_bookedbiz_db_host={address}", "--tags", "deploy", json_output=False)
     assert run.returncode == 0, output_of(run)[-3000:]
     assert f"http://{address}:8000/health" in output_of(run)
     listening = host.check_output("ss -Htln 'sport = :8000'")

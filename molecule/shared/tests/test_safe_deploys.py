@@ -170,7 +170,8 @@ def test_a_release_that_cannot_start_is_rolled_back(host, tmp_path, migration):
         f"ctv_bookedbiz_db_app_src={broken_app(tmp_path, migration=migration)}",
         "-e",
         "ctv_bookedbiz_db_health_timeout=8",
-        name="deploy.yml",
+        "--tags",
+        "deploy",
         json_output=False,
     )
     output = " ".join((run.stdout + run.stderr).split())
@@ -196,7 +197,7 @@ def test_rollback_returns_to_the_release_before_a_good_deploy(host, tmp_path):
     (app / "src" / "web" / "asgi.py").write_text(
         (app / "src" / "web" / "asgi.py").read_text() + f"# second release {uuid.uuid4()}\n"
     )
-    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
+    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", "--tags", "deploy")
     assert run.returncode == 0, failure_output(run)
     second = current_release(host)
     assert second != first
@@ -221,7 +222,7 @@ def test_a_backup_uploaded_from_the_control_machine_is_restored(host, tmp_path):
     the operator has (the dead-host drill from the replica is the default
     scenario's): upload it, restore it, same data."""
     # The repository's app, whatever the tests before left.
-    assert playbook(name="deploy.yml").returncode == 0
+    assert playbook("--tags", "deploy").returncode == 0
     expected = totals(host)
     run = playbook(name="backup.yml")
     assert run.returncode == 0, failure_output(run)
@@ -311,7 +312,7 @@ def test_a_deploy_whose_backup_fails_leaves_the_running_service_alone(host, tmp_
     run_as(host, USER, f"head -c 4096 /dev/urandom | dd of={DB} bs=4096 seek={pages // 2} conv=notrunc status=none")
     try:
         run = playbook(
-            "-e", f"ctv_bookedbiz_db_app_src={changed_app(tmp_path, 'unbacked')}", name="deploy.yml", json_output=False
+            "-e", f"ctv_bookedbiz_db_app_src={changed_app(tmp_path, 'unbacked')}", "--tags", "deploy", json_output=False
         )
         assert run.returncode != 0
         assert "failed before any new release was put in place" in output_of(run), output_of(run)[-3000:]
@@ -376,7 +377,7 @@ def test_rollback_after_a_migrating_deploy_refuses_then_restores_on_request(host
             "\nLATEST_VERSION = len(MIGRATIONS)\n"
         )
     )
-    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
+    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", "--tags", "deploy")
     assert run.returncode == 0, failure_output(run)
     second = current_release(host)
     assert sql(host, "PRAGMA user_version") == str(version + 1)
@@ -413,7 +414,7 @@ def test_a_run_killed_after_the_unpack_is_finished_by_the_next_one(host, tmp_pat
     killed.wait()
     killed_at = float(host.check_output("cut -d' ' -f1 /proc/uptime"))
 
-    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", name="deploy.yml")
+    run = playbook("-e", f"ctv_bookedbiz_db_app_src={app}", "--tags", "deploy")
     assert run.returncode == 0, failure_output(run)
     assert deployed_files(host) == shipped_files(app)
     # The service runs the new release: it was started after the kill.
