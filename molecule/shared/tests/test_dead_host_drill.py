@@ -126,6 +126,13 @@ def test_a_dead_host_is_rebuilt_on_debian_13_from_the_replica_alone(host):
     expected = sql(host, TOTALS_SQL)
     caught_up = wait_for_catch_up(host)
 
+    # The Debian 13 image is built beside the scenarios (scripts/test): wait
+    # for it before anything is destroyed.
+    deadline = time.monotonic() + 600
+    while subprocess.run(["podman", "image", "exists", REBUILT_IMAGE], check=False).returncode:
+        assert time.monotonic() < deadline, f"no {REBUILT_IMAGE} after 10 minutes (see .artifacts/)"
+        time.sleep(2)
+
     # The disk dies with the host: the container and its volumes go.
     volumes = podman("inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", name).split()
     podman("rm", "--force", "--volumes", "--time", "0", name)

@@ -60,9 +60,7 @@ def service_starts(host, since: str) -> int:
     return sum(1 for line in log.splitlines() if line.startswith("Started "))
 
 
-# In the legacy scenario, whose checks take less time than the default's
-# (the two run side by side): the same playbook, a converged host.
-@in_legacy
+@in_default
 def test_check_mode_on_a_converged_host_changes_nothing():
     run = playbook("--check", "--diff")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
