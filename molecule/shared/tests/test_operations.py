@@ -17,8 +17,10 @@ import pytest
 
 from conftest import (
     ADMIN,
+    DATA_DIR,
     DB,
     PROJECT_DIR,
+    USER,
     log_in,
     output_of,
     playbook,
@@ -33,7 +35,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 AUDIT_LOG = "/var/log/ctv-bookedbiz-db/audit.log"
-DATA_DIR = "/var/lib/ctv-bookedbiz-db"
 PASSWORD = "vault-kept password of erin 7Qx!"
 # Where the default instance's alarms go (molecule/shared/host_vars/ctv-bookedbiz-db-default.yml).
 WEBHOOK_PORT = 18765
@@ -98,7 +99,7 @@ def test_a_refused_file_fails_with_the_apps_row_numbered_errors_and_changes_noth
     refused.write_text("\n".join(lines) + "\n")
     # The app's tables (Litestream keeps a table of its own in the file, which it writes by itself).
     tables = "spots customers import_batches budgets month_closures users"
-    dump = f"sudo -u ctvbooked sqlite3 {DB} '.dump {tables}' | sha256sum"
+    dump = f"sudo -u {USER} sqlite3 {DB} '.dump {tables}' | sha256sum"
     before = host.check_output(dump)
     run = playbook("-e", f"ctv_bookedbiz_db_import_file={refused}", name="import.yml", json_output=False)
     out = output_of(run)
