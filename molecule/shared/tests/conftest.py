@@ -8,9 +8,12 @@ quicker than a podman exec or Ansible for every command.
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
+
+import yaml
 
 PROJECT_DIR = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 APP_SRC = PROJECT_DIR / "app"
@@ -43,16 +46,69 @@ CLI = f"{LOAD_ENV} {VENV_DIR}/bin/ctv-bookedbiz"
 NOT_SHIPPED = {".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache", ".mypy_cache", "instance"}
 NOT_SHIPPED_SUFFIXES = (".pyc", ".db", ".db-wal", ".db-shm")
 
+# What the listing leaves out: what an idle host changes by itself. Two
+# listings a minute apart on the converged instance, with no run between,
+# were identical; these are written at times of the host's own choosing:
+IDLE_CHANGES = (
+    # The journal: journald appends whenever anything logs (here a tmpfs of
+    # its own, which -xdev skips anyway; on a real host it is on /var).
+    "/var/log/journal",
+    # Timer stamps: systemd rewrites one whenever a persistent timer fires
+    # (apt-daily, dpkg-db-backup, e2scrub_all, the app's nightly backup).
+    "/var/lib/systemd/timers",
+    # Replication: the minute's check writes what /health shows, and
+    # Litestream keeps its own record beside the database.
+    "/var/cache/ctv-bookedbiz-db/replica-status.json",
+    "/var/lib/ctv-bookedbiz-db/.production.db-litestream",
+    # PrivateTmp= directories of units that start on their own timers (the
+    # replica check, every minute), there while one runs.
+    "/var/tmp/systemd-private-*",
+)
+
+LISTED = "/etc /usr /var /opt"
+
+
+def listing(host) -> dict[str, str]:
+    """Path -> 'type owner group mode [link target] [sha256]' of everything under LISTED.
+
+    -xdev keeps to the root file system; NUL-separated, so that no file name
+    is escaped or split.
+    """
+    # Quoted: find, not the shell, matches the patterns.
+    prune = " -o ".join(f"-path {shlex.quote(path)}" for path in IDLE_CHANGES)
+    find = f"find {LISTED} -xdev \\( {prune} \\) -prune -o"
+    meta = host.check_output(f"{find} -printf '%p\\0%y %u %g %m %l\\0'").split("\0")[:-1]
+    sums = host.check_output(f"{find} -type f -print0 | xargs -0 sha256sum --zero").split("\0")
+    entries = dict(zip(meta[0::2], meta[1::2], strict=True))
+    for line in filter(None, sums):
+        digest, path = line.split("  ", 1)
+        entries[path] += f" {digest}"
+    return entries
+
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "before_converge: checks the host as it was before the first converge")
     config.addinivalue_line("markers", "leaves_the_host_changed: runs after the checks of the end state")
     config.addinivalue_line("markers", "destroys_the_host: replaces the instance; runs after every other check")
 
 
-def pytest_collection_modifyitems(items):
-    """Checks that leave the instance off the record (another app, another
-    address) run after the rest, and those that destroy it last; each group
-    in its own order. Neither then needs a run to put the host back."""
+def converged() -> bool:
+    """Whether Molecule has converged the instance (its own record of the scenario)."""
+    state = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "state.yml"
+    return state.exists() and yaml.safe_load(state.read_text()).get("converged") is True
+
+
+def pytest_collection_modifyitems(config, items):
+    """The scenarios verify twice: before the first converge (the host as an
+    operator first finds it) only the checks marked before_converge run, and
+    after it all the others. Checks that leave the instance off the record
+    (another app, another address) run after the rest, and those that destroy
+    it last; each group in its own order. Neither then needs a run to put the
+    host back."""
+    after = converged()
+    selected = [item for item in items if bool(item.get_closest_marker("before_converge")) != after]
+    config.hook.pytest_deselected(items=[item for item in items if item not in selected])
+    items[:] = selected
 
     def rank(item) -> int:
         if item.get_closest_marker("destroys_the_host"):

@@ -14,14 +14,13 @@ These run only in the default scenario (the same playbook, so once is enough).
 
 import json
 import os
-import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
 
-from conftest import PROJECT_DIR, playbook
+from conftest import PROJECT_DIR, listing, playbook
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("MOLECULE_SCENARIO_NAME", "default") != "default",
@@ -103,46 +102,6 @@ ACCEPTED = {
         "ctv_bookedbiz_db_forwarded_allow_ips": ["127.0.0.1", "::1", "100.64.0.0/10"],
     },
 }
-
-# What the listing leaves out: what an idle host changes by itself. Two
-# listings a minute apart on the converged instance, with no run between,
-# were identical; these are written at times of the host's own choosing:
-IDLE_CHANGES = (
-    # The journal: journald appends whenever anything logs (here a tmpfs of
-    # its own, which -xdev skips anyway; on a real host it is on /var).
-    "/var/log/journal",
-    # Timer stamps: systemd rewrites one whenever a persistent timer fires
-    # (apt-daily, dpkg-db-backup, e2scrub_all, the app's nightly backup).
-    "/var/lib/systemd/timers",
-    # Replication: the minute's check writes what /health shows, and
-    # Litestream keeps its own record beside the database.
-    "/var/cache/ctv-bookedbiz-db/replica-status.json",
-    "/var/lib/ctv-bookedbiz-db/.production.db-litestream",
-    # PrivateTmp= directories of units that start on their own timers (the
-    # replica check, every minute), there while one runs.
-    "/var/tmp/systemd-private-*",
-)
-
-LISTED = "/etc /usr /var /opt"
-
-
-def listing(host) -> dict[str, str]:
-    """Path -> 'type owner group mode [link target] [sha256]' of everything under LISTED.
-
-    -xdev keeps to the root file system; NUL-separated, so that no file name
-    is escaped or split.
-    """
-    # Quoted: find, not the shell, matches the patterns.
-    prune = " -o ".join(f"-path {shlex.quote(path)}" for path in IDLE_CHANGES)
-    find = f"find {LISTED} -xdev \\( {prune} \\) -prune -o"
-    meta = host.check_output(f"{find} -printf '%p\\0%y %u %g %m %l\\0'").split("\0")[:-1]
-    sums = host.check_output(f"{find} -type f -print0 | xargs -0 sha256sum --zero").split("\0")
-    entries = dict(zip(meta[0::2], meta[1::2], strict=True))
-    for line in filter(None, sums):
-        digest, path = line.split("  ", 1)
-        entries[path] += f" {digest}"
-    return entries
-
 
 CASE_IDS = [f"{variable}={json.dumps(value)}" for variable, value in REFUSED]
 
