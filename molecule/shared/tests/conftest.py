@@ -13,6 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+import testinfra
 import yaml
 
 PROJECT_DIR = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
@@ -98,6 +100,41 @@ def converged() -> bool:
     return state.exists() and yaml.safe_load(state.read_text()).get("converged") is True
 
 
+@pytest.fixture(scope="session")
+def before_converge(request, tmp_path_factory) -> tuple[dict[str, str], subprocess.Popen]:
+    """The host's listing before any run, and the preview (`--check --diff`)
+    started in the background: every check before the first converge must
+    change nothing, so the others (the validation sweep) run beside the
+    preview, and the last one compares the listing after all of them."""
+    option = request.config.option
+    host = testinfra.get_host(
+        option.hosts.split(",")[0], ssh_config=option.ssh_config, ssh_identity_file=option.ssh_identity_file
+    )
+    before = listing(host)
+    out = tmp_path_factory.mktemp("preview")
+    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+    preview = subprocess.Popen(
+        ["ansible-playbook", "-i", str(inventory), str(PROJECT_DIR / "playbooks/site.yml"), "--check", "--diff"],
+        env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"),
+        stdout=(out / "stdout").open("w"),
+        stderr=(out / "stderr").open("w"),
+        text=True,
+    )
+    preview.output_dir = out
+    return before, preview
+
+
+def finished(preview: subprocess.Popen) -> subprocess.CompletedProcess:
+    """The preview's run once it has ended."""
+    preview.wait()
+    return subprocess.CompletedProcess(
+        preview.args,
+        preview.returncode,
+        (preview.output_dir / "stdout").read_text(),
+        (preview.output_dir / "stderr").read_text(),
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     """The scenarios verify twice: before the first converge (the host as an
     operator first finds it) only the checks marked before_converge run, and
@@ -111,6 +148,9 @@ def pytest_collection_modifyitems(config, items):
     items[:] = selected
 
     def rank(item) -> int:
+        before = item.get_closest_marker("before_converge")
+        if before and before.kwargs.get("last"):
+            return 2
         if item.get_closest_marker("destroys_the_host"):
             return 2
         return 1 if item.get_closest_marker("leaves_the_host_changed") else 0

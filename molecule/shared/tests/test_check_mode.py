@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import CODE_DIR, ENV_FILE, changed_app, changed_tasks, listing, playbook, results
+from conftest import CODE_DIR, ENV_FILE, changed_app, changed_tasks, finished, listing, playbook, results
 
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
 CODE_TREE_PREVIEW = "Say which files of the code tree would change"
@@ -35,10 +35,17 @@ def only(tasks, name: str) -> dict:
     return found
 
 
-@pytest.mark.before_converge
-def test_a_preview_of_the_host_before_the_first_converge_changes_nothing_and_says_what_it_would_do(host):
-    before = listing(host)
-    run, stats, tasks = preview()
+@pytest.mark.before_converge(last=True)
+def test_a_preview_of_the_host_before_the_first_converge_changes_nothing_and_says_what_it_would_do(
+    host, before_converge
+):
+    """Last before the converge: the listing after the preview and every other
+    check beside it (the validation sweep, in the default scenario)."""
+    before, running = before_converge
+    run = finished(running)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    stats, tasks = results(run)
+    assert stats["failures"] == 0
     after = listing(host)
 
     changed = sorted(path for path in before.keys() & after.keys() if before[path] != after[path])
@@ -65,6 +72,7 @@ def test_a_preview_of_the_host_before_the_first_converge_changes_nothing_and_say
         assert code_tree["removed"] == [], code_tree
 
 
+@pytest.mark.skipif(SCENARIO != "legacy", reason="once is enough: the converged legacy host is the same host")
 def test_a_preview_of_an_app_change_on_the_converged_host_names_the_file_and_nothing_else(host, tmp_path):
     app = changed_app(tmp_path, "previewed, never shipped")
     _, _, tasks = preview("-e", f"ctv_bookedbiz_db_app_src={app}")
