@@ -72,7 +72,7 @@ def test_a_preview_of_the_host_before_the_first_converge_changes_nothing_and_say
         assert code_tree["removed"] == [], code_tree
 
 
-@pytest.mark.skipif(SCENARIO != "legacy", reason="once is enough: the converged legacy host is the same host")
+@pytest.mark.skipif(SCENARIO != "default", reason="once is enough: a converged host is a converged host")
 def test_a_preview_of_an_app_change_on_the_converged_host_names_the_file_and_nothing_else(host, tmp_path):
     app = changed_app(tmp_path, "previewed, never shipped")
     _, _, tasks = preview("-e", f"ctv_bookedbiz_db_app_src={app}")
