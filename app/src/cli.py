@@ -359,12 +359,16 @@ def _highest_archived(data_dir: Path) -> int:
 
 class _Archive:
     """The copy of an imported file kept in DATA_PATH as
-    batch-NNNNNN-<name>.  :meth:`copy` (inside the import's transaction)
-    writes it unnamed (O_TMPFILE), so that a failure, a full disk or a
-    kill leaves nothing behind; :meth:`name` (after the commit) links it
-    under its name, never over an existing file.  Where the file system
-    has no O_TMPFILE the copy is written under a hidden name, removed on
-    failure."""
+    batch-NNNNNN-<name>.  :meth:`copy` runs inside the import's
+    transaction: it writes the copy unnamed (O_TMPFILE), so that a failure
+    or a full disk leaves nothing behind, then names it, never over an
+    existing file, before the commit: a committed batch always has its
+    file.  :meth:`undo` removes the named copy when the import did not
+    commit.  (SIGKILL between the naming and the commit leaves a complete
+    copy whose batch does not exist: the next import numbers its batch
+    above it, and ``imports prune`` removes it in time.)  Where the file
+    system has no O_TMPFILE the copy is written under a hidden name first,
+    removed on failure."""
 
     def __init__(self, file: Path, folder: Path):
         self.file = file
@@ -375,8 +379,6 @@ class _Archive:
 
     def copy(self, batch_id: int) -> str:
         target = self.folder / f"batch-{batch_id:06d}-{self.file.name}"
-        if os.path.lexists(target):
-            raise click.ClickException(f"{target} exists already: it is not overwritten. Nothing was imported.")
         try:
             try:
                 self.fd = os.open(self.folder, os.O_TMPFILE | os.O_WRONLY, 0o640)
@@ -389,6 +391,12 @@ class _Archive:
             # synchronous = NORMAL)
             with os.fdopen(self.fd, "wb", closefd=False) as out, self.file.open("rb") as source:
                 shutil.copyfileobj(source, out, 1 << 20)
+            self._link(target)
+        except FileExistsError:
+            self.close()
+            raise click.ClickException(
+                f"{target} exists already: it is not overwritten. Nothing was imported."
+            ) from None
         except OSError as exc:
             self.close()
             raise click.ClickException(
@@ -398,18 +406,32 @@ class _Archive:
         self.target = target
         return str(target)
 
-    def name(self) -> None:
-        """Link the copy under its name (FileExistsError if taken)."""
+    def _link(self, target: Path) -> None:
+        """Name the copy TARGET (FileExistsError if taken)."""
         if self.hidden is not None:
-            os.link(self.hidden, self.target)
+            os.link(self.hidden, target)
             return
         # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N names the unnamed
         # file (os.link makes that call only when given a dir_fd)
         proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
         try:
-            os.link(str(self.fd), self.target, src_dir_fd=proc, follow_symlinks=True)
+            os.link(str(self.fd), target, src_dir_fd=proc, follow_symlinks=True)
         finally:
             os.close(proc)
+
+    def undo(self, conn: sqlite3.Connection, batch_id: int | None) -> None:
+        """Remove the named copy unless its batch was committed (the
+        database, not the exception, says whether it was)."""
+        if self.target is None:
+            return
+        try:
+            committed = batch_id is not None and db.batch_completed(conn, batch_id)
+        except sqlite3.Error:
+            committed = True  # cannot tell: a copy too many beats a batch without its file
+        if committed:
+            return
+        self.target.unlink(missing_ok=True)
+        self.target = None
 
     def close(self) -> None:
         if self.fd is not None:
@@ -417,6 +439,7 @@ class _Archive:
             self.fd = None
         if self.hidden is not None:
             self.hidden.unlink(missing_ok=True)
+            self.hidden = None
 
 
 @main.command("import")
@@ -453,6 +476,12 @@ def import_file(file: Path, check: bool) -> None:
             return
 
         archive = _Archive(file, data_dir)
+        batch = []
+
+        def copy(batch_id: int) -> str:
+            batch.append(batch_id)
+            return archive.copy(batch_id)
+
         try:
             result = _run_with_progress(
                 "importing",
@@ -461,19 +490,14 @@ def import_file(file: Path, check: bool) -> None:
                     conn,
                     spots.spots,
                     source_file=str(file.resolve()),
-                    archive=archive.copy,
+                    archive=copy,
                     progress=update,
                     batch_ids_after=_highest_archived(data_dir),
                 ),
             )
-            try:
-                archive.name()
-            except FileExistsError:
-                raise click.ClickException(
-                    f"batch {result.batch_id} was imported, but "
-                    f"{result.stored_file} appeared meanwhile: it is not "
-                    "overwritten, and this file's copy was not kept"
-                ) from None
+        except BaseException:
+            archive.undo(conn, batch[0] if batch else None)
+            raise
         finally:
             archive.close()
     elapsed = time.perf_counter() - started

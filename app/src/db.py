@@ -627,6 +627,12 @@ def _new_batch(conn, kind: str, source_file: str, after: int) -> int:
     return next_id
 
 
+def batch_completed(conn, batch_id: int) -> bool:
+    """Whether batch ``batch_id`` was committed as completed."""
+    row = conn.execute("SELECT status FROM import_batches WHERE id = ?", (batch_id,)).fetchone()
+    return row is not None and row[0] == "completed"
+
+
 def _finish_batch(
     conn, batch_id: int, *, stored: str | None, rows: int, months: Sequence[str], skipped: Sequence[str]
 ) -> None:

@@ -6,6 +6,7 @@ terminal."""
 
 import os
 import pty
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -564,7 +565,87 @@ def test_sigkill_at_any_moment_of_an_import(runner, tmp_path, data_dir, big_impo
         for path in data_dir.iterdir():
             path.unlink()
         before = None
+    elif (copy := data_dir / "batch-000001-big.csv").exists():
+        # killed between naming its copy and the commit: the complete copy
+        # (see test_sigkill_at_the_commit_never_leaves_a_batch_without_its_file)
+        assert copy.read_bytes() == source.read_bytes()
+        copy.unlink()
     _left_behind(runner, data_dir, scratch, before, process.pid, children)
+
+
+# SIGKILL at the two edges of the commit, made to happen exactly there: the
+# import process kills itself just before SQLite's COMMIT and just after it.
+_KILLED_AT = """
+import os, signal, sqlite3, sys
+from src import db
+from src.cli import main
+edge = os.environ.pop("CTV_TEST_KILL_AT")
+real = db.transaction
+
+def transaction(conn):
+    original = conn.execute
+
+    class Killing:
+        def __getattr__(self, name):
+            return getattr(conn, name)
+
+        def execute(self, sql, *args):
+            if sql == "COMMIT" and edge == "before":
+                os.kill(os.getpid(), signal.SIGKILL)
+            done = original(sql, *args)
+            if sql == "COMMIT" and edge == "after":
+                os.kill(os.getpid(), signal.SIGKILL)
+            return done
+
+    return real(Killing())
+
+db.transaction = transaction
+sys.argv = ["ctv-bookedbiz", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("edge", ["before", "after"])
+def test_sigkill_at_the_commit_never_leaves_a_batch_without_its_file(runner, tmp_path, data_dir, edge):
+    """Killed just after the commit, the batch is completed and its file is
+    there; killed just before it, the database is as it was and DATA_PATH
+    holds the complete copy (never a partial one), which the next
+    import numbers its batch above."""
+    source = write_csv(tmp_path / "log.csv", GOOD_ROWS)
+    before = dump(runner.db_path)
+    env = {**os.environ, **{k: v for k, v in runner.env.items() if v is not None}, "CTV_TEST_KILL_AT": edge}
+    done = subprocess.run([sys.executable, "-c", _KILLED_AT, "import", str(source)], cwd=APP, env=env, check=False)
+    assert done.returncode == -signal.SIGKILL
+    conn = db.connect(runner.db_path)
+    try:
+        batches = [tuple(row) for row in conn.execute("SELECT id, status, stored_file FROM import_batches")]
+    finally:
+        conn.close()
+    if edge == "after":
+        assert batches == [(1, "completed", str(data_dir / "batch-000001-log.csv"))]
+    else:
+        assert batches == [] and dump(runner.db_path) == before
+    assert names(data_dir) == ["batch-000001-log.csv"]
+    assert (data_dir / "batch-000001-log.csv").read_bytes() == source.read_bytes()
+    result = runner("import", source)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("batch 2:")
+
+
+def test_a_failure_after_the_copy_is_named_removes_it(runner, tmp_path, data_dir, monkeypatch):
+    """The copy is named inside the transaction: when the last write before
+    the commit fails, the import is rolled back and the named copy goes."""
+    source = write_csv(tmp_path / "log.csv", GOOD_ROWS)
+    before = dump(runner.db_path)
+
+    def fail(conn):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(db, "_bump_data_version", fail)
+    with pytest.raises(sqlite3.OperationalError):
+        runner("import", source)
+    assert names(data_dir) == []
+    assert dump(runner.db_path) == before
 
 
 # --- the two CSV readers and the two money paths agree --------------------
