@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from conftest import (
     DB,
     PROJECT_DIR,
     USER,
+    failure_output,
     log_in,
     output_of,
     playbook,
@@ -146,6 +148,51 @@ def test_a_user_is_added_with_a_password_from_vault_that_never_shows(host, tmp_p
     assert audit(host)[-1]["detail"] == "add erin management"
 
 
+def month_of(host, month: str) -> str:
+    return sql(host, f"SELECT count(*), total(gross_rate) FROM spots WHERE broadcast_month = '{month}'")
+
+
+def test_a_closed_month_is_left_as_it_is_by_an_import_until_it_is_reopened(host, tmp_path):
+    run = playbook("-e", "ctv_bookedbiz_db_month=2024-02", name="month.yml", json_output=False)
+    assert run.returncode == 0, output_of(run)[-3000:]
+    assert "closed Feb 2024" in output_of(run)
+    february = month_of(host, "2024-02")
+    later, lines = exported(host, tmp_path, "later.csv", 900, 23)
+    february_rows = sum(",Feb-24," in line for line in lines)
+    run = playbook("-e", f"ctv_bookedbiz_db_import_file={later}", name="import.yml", json_output=False)
+    out = output_of(run)
+    assert run.returncode == 0, out[-3000:]
+    # The app's own summary, in the play output: what it replaced and what it refused.
+    assert f"imported {900 - february_rows} spots for Jan 2024, Mar 2024" in out
+    assert f"skipped {february_rows} rows of closed month(s) Feb 2024" in out
+    assert month_of(host, "2024-02") == february
+    run = playbook(
+        "-e", "ctv_bookedbiz_db_month=2024-02", "-e", "ctv_bookedbiz_db_month_action=reopen", name="month.yml"
+    )
+    assert run.returncode == 0, failure_output(run)
+    assert sql(host, "SELECT count(*) FROM month_closures WHERE broadcast_month = '2024-02'") == "0"
+    assert [(entry["action"], entry["result"], entry["detail"]) for entry in audit(host)[-3:]] == [
+        ("close-month", "ok", "2024-02"),
+        ("import", "ok", "later.csv"),
+        ("reopen-month", "ok", "2024-02"),
+    ]
+
+
+def test_the_budgets_are_imported_from_the_control_machine(host, tmp_path):
+    aes = sql(host, "SELECT DISTINCT sales_person FROM spots ORDER BY 1 LIMIT 3").splitlines()
+    budgets = tmp_path / "budgets-2024.csv"
+    rows = [f"{ae},2024-0{month},{1000 * month + i}.50" for i, ae in enumerate(aes) for month in (1, 2)]
+    budgets.write_text("\n".join(["ae,month,amount", *rows]) + "\n")
+    run = playbook("-e", f"ctv_bookedbiz_db_import_file={budgets}", name="import-budget.yml", json_output=False)
+    out = output_of(run)
+    assert run.returncode == 0, out[-3000:]
+    assert f"{len(rows)} budget rows imported" in out
+    amount = sql(host, f"SELECT amount FROM budgets WHERE sales_person = '{aes[1]}' AND broadcast_month = '2024-02'")
+    assert amount == "200150"
+    assert staged_copies(host) == ""
+    assert audit(host)[-1]["action"] == "import-budget"
+
+
 def test_status_says_what_is_deployed_and_by_whom(host):
     run = playbook(name="status.yml", json_output=False)
     out = output_of(run)
@@ -158,6 +205,69 @@ def test_status_says_what_is_deployed_and_by_whom(host):
     assert f"live release: {live['release']}" in out and f"by {operator()}" in out
     assert "service: active (running)" in out
     assert "import ok" in out and "users ok" in out  # the last changes, from the audit log
+
+
+def users(*args: str) -> subprocess.CompletedProcess:
+    """users.yml with -e ctv_bookedbiz_db_user_NAME=VALUE for each 'NAME=VALUE' given."""
+    return playbook(*(part for arg in args for part in ("-e", f"ctv_bookedbiz_db_user_{arg}")), name="users.yml")
+
+
+def test_a_user_is_given_a_role_disabled_enabled_and_unlocked(host):
+    run = users("action=set-role", "name=erin", "role=ae")
+    assert run.returncode == 0, failure_output(run)
+    assert sql(host, "SELECT role FROM users WHERE username = 'erin'") == "ae"
+    run = users("action=disable", "name=erin")
+    assert run.returncode == 0, failure_output(run)
+    assert log_in(host, "erin", PASSWORD) == "401"
+    run = users("action=enable", "name=erin")
+    assert run.returncode == 0, failure_output(run)
+    assert log_in(host, "erin", PASSWORD) == "302"
+    # Locked out by wrong passwords (the throttle's limit per user name):
+    # the right one is refused too, until the lock-out is cleared.
+    for _ in range(5):
+        assert log_in(host, "erin", "not her password") == "401"
+    assert log_in(host, "erin", PASSWORD) == "429"
+    run = users("action=unlock", "name=erin")
+    assert run.returncode == 0, failure_output(run)
+    assert log_in(host, "erin", PASSWORD) == "302"
+    assert [entry["detail"] for entry in audit(host)[-4:]] == [
+        "set-role erin ae",
+        "disable erin",
+        "enable erin",
+        "unlock erin",
+    ]
+
+
+def test_a_password_typed_at_the_prompt_is_never_shown(host):
+    """set-password without vault asks, without echo, on the operator's terminal."""
+    import pty
+
+    new = "typed at the prompt 4Zr#"
+    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+    command = ["ansible-playbook", "-i", str(inventory), str(PROJECT_DIR / "playbooks/users.yml")]
+    command += ["-e", "ctv_bookedbiz_db_user_action=set-password", "-e", "ctv_bookedbiz_db_user_name=erin"]
+    pid, terminal = pty.fork()
+    if pid == 0:
+        os.execvp(command[0], command)
+    seen, typed = b"", False
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # the run has ended: its side of the terminal is closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not typed and b"Password for erin (not shown)" in seen:
+            os.write(terminal, new.encode() + b"\r")
+            typed = True
+    _, status = os.waitpid(pid, 0)
+    out = seen.decode(errors="replace")
+    assert typed and os.waitstatus_to_exitcode(status) == 0, out[-3000:]
+    assert new not in out
+    assert log_in(host, "erin", new) == "302"
+    assert log_in(host, "erin", PASSWORD) == "401"
+    assert audit(host)[-1]["detail"] == "set-password erin"
 
 
 @pytest.fixture
@@ -198,3 +308,32 @@ def test_a_failing_backup_raises_the_alarm_and_a_good_one_pings(host, webhook):
     got = wait_for(webhook, lambda found: any(r["path"] == "/ping" for r in found), "no ping")
     ping = next(r for r in got if r["path"] == "/ping")
     assert (ping["unit"], ping["state"]) == ("ctv-bookedbiz-db-backup.service", "succeeded")
+
+
+def test_the_nightly_backup_prunes_old_archived_imports_but_never_a_live_one(host, tmp_path):
+    """This instance keeps the newest archived import and those younger than
+    30 days (molecule/shared/host_vars/ctv-bookedbiz-db-default.yml); an old
+    one whose batch is still the live data of a month is kept all the same."""
+    processed = f"{DATA_DIR}/processed"
+
+    def archived() -> dict[str, str]:
+        """Each archived file -> the name it was imported under."""
+        names = host.check_output(f"ls {processed}").split()
+        return {name.split("-", 2)[2]: name for name in names}
+
+    # Imported by the tests above: weekly.csv (now the live data of Feb 2024
+    # alone, its Jan and Mar replaced by later.csv) and later.csv (Jan, Mar).
+    earlier = archived()
+    assert {"weekly.csv", "later.csv"} <= earlier.keys(), earlier
+    host.check_output(f"touch -d '60 days ago' {processed}/*")
+    _, lines = exported(host, tmp_path, "months.csv", 300, 24)
+    for name, month in (("feb.csv", "Feb-24"), ("jan.csv", "Jan-24"), ("feb-again.csv", "Feb-24")):
+        text = "\n".join([lines[0], *(line for line in lines[1:] if f",{month}," in line)]) + "\n"
+        host.check_output(f"printf %s {quote(text)} > /tmp/{name} && {ADMIN} app import /tmp/{name}")
+    # Now weekly.csv is old and no month's data (feb.csv replaced its Feb);
+    # feb.csv is no month's data either (feb-again.csv replaced it) but young.
+    host.check_output("systemctl start ctv-bookedbiz-db-backup.service")
+    kept = archived()
+    assert kept.keys() == {"later.csv", "feb.csv", "jan.csv", "feb-again.csv"} | (earlier.keys() - {"weekly.csv"})
+    journal = host.check_output("journalctl --no-pager -u ctv-bookedbiz-db-backup.service -n 20")
+    assert "removed 1 archived import file(s)" in journal

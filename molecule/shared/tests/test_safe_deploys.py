@@ -11,6 +11,7 @@ deployed (the checks after it look at permissions, not at the app).
 
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -128,6 +129,7 @@ def test_backup_wipe_restore_drill_gives_back_the_same_data(host):
 
 def test_a_corrupt_backup_is_refused_and_the_live_database_untouched(host):
     live = host.check_output(f"sha256sum {DB}")
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
     bogus = f"{BACKUPS}/production-29991231T000000.000000000Z-corrupt.db"
     run_as(host, USER, f"head -c 65536 /dev/urandom > {bogus}")
     try:
@@ -140,6 +142,14 @@ def test_a_corrupt_backup_is_refused_and_the_live_database_untouched(host):
         host.run(f"rm -f {bogus}")
     assert host.check_output(f"sha256sum {DB}") == live
     assert health(host) == "200"
+    last = json.loads(host.check_output("tail -n 1 /var/log/ctv-bookedbiz-db/audit.log"))
+    assert (last["action"], last["result"], last["detail"]) == ("restore", "failed", "from latest")
+    # A restore that fails raises the alarm, as the service and the nightly backup do.
+    journal = f"journalctl --no-pager --since {quote(since)} -t ctv-bookedbiz-db-alarm -p err"
+    deadline = time.monotonic() + 20
+    while not re.search(r"ctv-bookedbiz-db-restore-\S+ failed", host.check_output(journal)):
+        assert time.monotonic() < deadline, host.check_output(journal)
+        time.sleep(0.3)
 
 
 def broken_app(tmp_path, *, migration: bool):
