@@ -5,8 +5,8 @@ nothing and says what the run would do.
   conftest.py): on the bare Debian host of the default scenario and on the
   hand-built host of the legacy one. Every file under /etc, /usr, /var and
   /opt (owner, group, mode, digest) is listed before and after the preview.
-- On the converged host, with an app change: the only change it foresees is
-  the code tree's, and it names the file that differs.
+- On the converged host, with an app change (`--tags deploy`): the only
+  change it foresees is the code tree's, and it names the file that differs.
 """
 
 import json
@@ -74,13 +74,16 @@ def test_a_preview_of_the_host_before_the_first_converge_changes_nothing_and_say
 
 @pytest.mark.skipif(SCENARIO != "default", reason="once is enough: a converged host is a converged host")
 def test_a_preview_of_an_app_change_on_the_converged_host_names_the_file_and_nothing_else(host, tmp_path):
+    """The preview an operator runs before shipping an app change (`--tags
+    deploy`, the app's part of site.yml; the whole of it is previewed before
+    the first converge above, and re-run for real by the idempotence step)."""
     app = changed_app(tmp_path, "previewed, never shipped")
-    _, _, tasks = preview("-e", f"ctv_bookedbiz_db_app_src={app}")
+    _, _, tasks = preview("-e", f"ctv_bookedbiz_db_app_src={app}", "--tags", "deploy")
     code_tree = only(tasks, CODE_TREE_PREVIEW)
     assert code_tree["changed"]
     assert code_tree["msg"] == {"new": [], "changed": [f"{CODE_DIR}/src/web/asgi.py"], "removed": []}
-    # Nothing but the app's deploy would change: the rest of the host is as
-    # the converge left it (this is also the converged host's plain preview).
+    # Nothing else of the deploy would change: the venv, the database and
+    # the release record are as the converge left them.
     deploy_steps = {
         CODE_TREE_PREVIEW,
         "Restart ctv-bookedbiz-db",

@@ -4,9 +4,9 @@
 - an app change updates the tree and restarts the service once, without a
   venv sync; a lock change re-syncs the venv; going back restores both.
 
-The same playbook everywhere, so each runs once: the lock change and the
-vault secret on the converged legacy host, the rest in the default scenario
-(the two scenarios run side by side; this evens out their time).
+The same playbook everywhere, so each runs once: the lock change on the
+converged legacy host, the rest in the default scenario (the two scenarios
+run side by side; this evens out their time).
 """
 
 import json
@@ -135,7 +135,7 @@ def test_a_lock_change_resyncs_the_venv_and_going_back_restores_it(host, tmp_pat
     assert host.check_output(f"systemctl is-active {UNIT}") == "active"
 
 
-@in_legacy
+@in_default
 def test_a_secret_from_ansible_vault_is_installed_and_never_shown(host, tmp_path):
     secret = "vault-" + secrets.token_hex(24)
     password_file = tmp_path / "vault-password"

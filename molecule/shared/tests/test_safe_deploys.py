@@ -100,6 +100,29 @@ def test_service_comes_back_after_being_killed(host):
     assert int(host.check_output(f"systemctl show -p NRestarts --value {UNIT}")) == before + 1
 
 
+def test_a_service_that_keeps_failing_stops_restarting_and_raises_the_alarm(host):
+    """A code tree that cannot start (a line a developer added; it fails a
+    second into its start, so that the restarts come every three seconds or
+    so): restarted on failure, but not for ever, and the alarm says so."""
+    asgi = f"{CODE_DIR}/src/web/asgi.py"
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    broken = "import time; time.sleep(1); raise RuntimeError('cannot start')"
+    host.check_output(f"cp -p {asgi} /root/asgi.py.good && echo {quote(broken)} >> {asgi}")
+    alarms = f"journalctl --no-pager --since {quote(since)} -t ctv-bookedbiz-db-alarm -p err"
+    try:
+        host.check_output(f"systemctl restart {UNIT}")
+        deadline = time.monotonic() + 90
+        while f"{UNIT} failed" not in host.check_output(alarms):
+            assert time.monotonic() < deadline, host.run(f"systemctl status --no-pager {UNIT}").stdout
+            time.sleep(1)
+        assert host.check_output(f"systemctl show -p ActiveState --value {UNIT}") == "failed"
+        log = host.check_output(f"journalctl --no-pager --since {quote(since)} -u {UNIT}")
+        assert "Start request repeated too quickly" in log
+    finally:
+        host.check_output(f"cp -p /root/asgi.py.good {asgi} && systemctl reset-failed {UNIT} && systemctl start {UNIT}")
+    assert answer_after_start(host, limit=30) == "200"
+
+
 def test_nightly_backup_timer_is_active_and_its_service_backs_up(host):
     assert host.service("ctv-bookedbiz-db-backup.timer").is_enabled
     assert host.check_output("systemctl is-active ctv-bookedbiz-db-backup.timer") == "active"
