@@ -12,7 +12,17 @@ import os
 
 import pytest
 
-from conftest import ADMIN, changed_app, deployed_files, output_of, playbook, read_until, shipped_files, start_playbook
+from conftest import (
+    ADMIN,
+    DATA_DIR,
+    changed_app,
+    deployed_files,
+    output_of,
+    playbook,
+    read_until,
+    shipped_files,
+    start_playbook,
+)
 
 pytestmark = [
     pytest.mark.skipif(
@@ -32,12 +42,13 @@ def test_a_second_run_waits_for_the_lock_then_fails_naming_the_first(host, tmp_p
     run moves the service to the host's LAN address, and its gate must ask
     there (not 127.0.0.1, where nothing then answers)."""
     address = host.check_output("hostname -I").split()[0]
-    # A release that takes 25 s to start keeps the first run (and its lock)
-    # busy in its health gate while the second one comes.
+    # A release that does not start until the test says so keeps the first
+    # run (and its lock) in its health gate while the second one comes.
+    go = f"{DATA_DIR}/.lock-test-go"
     app = changed_app(tmp_path, "first run")
     asgi = app / "src" / "web" / "asgi.py"
-    asgi.write_text("import time\ntime.sleep(25)\n" + asgi.read_text())
-    # A health gate that outlasts the slow start even on a busy machine: the
+    asgi.write_text(f"import os, time\nwhile not os.path.exists({go!r}):\n    time.sleep(0.2)\n" + asgi.read_text())
+    # A health gate that outlasts the second run even on a busy machine: the
     # first run must still hold the lock, not be going back, when the second comes.
     first = start_playbook(
         "-e",
@@ -58,6 +69,7 @@ def test_a_second_run_waits_for_the_lock_then_fails_naming_the_first(host, tmp_p
         assert "changed=0" in out
         assert deployed_files(host) == tree
     finally:
+        host.check_output(f"touch {go}")  # (left there: the release waits for it whenever it starts)
         rest = first.communicate()[0]
     assert first.returncode == 0, rest[-3000:]
     assert deployed_files(host) == shipped_files(app)

@@ -1,11 +1,14 @@
-"""The weekly work from the control machine: an import, a user, what is deployed, alarms.
+"""The weekly work from the control machine: imports, budgets, months, users,
+what is deployed, alarms and the archived imports' retention.
 
 Each is one playbook run, as the README's operator's guide gives it, with real files
 the app itself exported (`demo-data --export`), a real refused file, a real failing
-backup (its directory made unwritable) and a real webhook on the host's loopback.
-The output and the host's process list are searched for the password.
+backup (its directory made unwritable), a real webhook on the host's loopback and
+a real terminal for the password prompt. The output is searched for both
+passwords, and the host's process list for the one from ansible-vault.
 
-These run only in the default scenario (a host built from bare Debian).
+These run only in the default scenario (a host built from bare Debian), in this
+order: each test starts from what the ones before it left.
 """
 
 import json
