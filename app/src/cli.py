@@ -376,6 +376,7 @@ class _Archive:
         self.fd: int | None = None
         self.hidden: Path | None = None
         self.target: Path | None = None
+        self.batch_id: int | None = None
 
     def copy(self, batch_id: int) -> str:
         target = self.folder / f"batch-{batch_id:06d}-{self.file.name}"
@@ -403,7 +404,7 @@ class _Archive:
                 f"cannot keep a copy of the file in DATA_PATH {self.folder}:"
                 f" {exc.strerror or exc}. Nothing was imported."
             ) from None
-        self.target = target
+        self.target, self.batch_id = target, batch_id
         return str(target)
 
     def _link(self, target: Path) -> None:
@@ -419,13 +420,13 @@ class _Archive:
         finally:
             os.close(proc)
 
-    def undo(self, conn: sqlite3.Connection, batch_id: int | None) -> None:
+    def undo(self, conn: sqlite3.Connection) -> None:
         """Remove the named copy unless its batch was committed (the
         database, not the exception, says whether it was)."""
-        if self.target is None:
+        if self.target is None or self.batch_id is None:
             return
         try:
-            committed = batch_id is not None and db.batch_completed(conn, batch_id)
+            committed = db.batch_completed(conn, self.batch_id)
         except sqlite3.Error:
             committed = True  # cannot tell: a copy too many beats a batch without its file
         if committed:
@@ -476,12 +477,6 @@ def import_file(file: Path, check: bool) -> None:
             return
 
         archive = _Archive(file, data_dir)
-        batch = []
-
-        def copy(batch_id: int) -> str:
-            batch.append(batch_id)
-            return archive.copy(batch_id)
-
         try:
             result = _run_with_progress(
                 "importing",
@@ -490,13 +485,13 @@ def import_file(file: Path, check: bool) -> None:
                     conn,
                     spots.spots,
                     source_file=str(file.resolve()),
-                    archive=copy,
+                    archive=archive.copy,
                     progress=update,
                     batch_ids_after=_highest_archived(data_dir),
                 ),
             )
         except BaseException:
-            archive.undo(conn, batch[0] if batch else None)
+            archive.undo(conn)
             raise
         finally:
             archive.close()
