@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -189,6 +190,21 @@ def quote(text: str) -> str:
     import shlex
 
     return shlex.quote(text)
+
+
+def wait_for(predicate, seconds: float, what: str):
+    """PREDICATE's first true value, asked again every 0.3 s; the check
+    fails, naming WHAT, once SECONDS have passed without one."""
+    deadline = time.monotonic() + seconds
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
+        time.sleep(0.3)
+    return value
+
+
+def alarms(host, since: str) -> str:
+    """The alarms the host's journal holds since SINCE (the notify unit's lines, at priority err)."""
+    return host.run(f"journalctl --no-pager --since {quote(since)} -t ctv-bookedbiz-db-alarm -p err").stdout
 
 
 def sql(host, statement: str, db: str = DB) -> str:

@@ -24,10 +24,12 @@ from conftest import (
     PROJECT_DIR,
     USER,
     VENV_DIR,
+    alarms,
     output_of,
     playbook,
     quote,
     run_as,
+    wait_for,
 )
 
 DEFAULT = os.environ.get("MOLECULE_SCENARIO_NAME", "default") == "default"
@@ -55,16 +57,6 @@ def backup(command: str, check: bool = True) -> str:
 
 def replica_state(host) -> dict:
     return json.loads(host.check_output(f"{ADMIN} replica status"))
-
-
-def wait_for(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
-        time.sleep(1)
 
 
 # The replication key as OpenSSH's client wants it (0600; the unit's copy is
@@ -201,13 +193,7 @@ def test_a_wrong_key_makes_the_replication_fail_visibly_and_raise_the_alarm(host
         )
         journal = host.check_output(f"journalctl --no-pager --since {quote(since)} -u {REPLICATE}")
         assert "unable to authenticate" in journal
-        alarm = wait_for(
-            lambda: host.run(
-                f"journalctl --no-pager --since {quote(since)} -t ctv-bookedbiz-db-alarm -p err"
-            ).stdout.count(REPLICATE),
-            30,
-            "the alarm",
-        )
+        alarm = wait_for(lambda: alarms(host, since).count(REPLICATE), 30, "the alarm")
         assert alarm
         # The check says so too, and /health shows it.
         assert host.run(f"systemctl start {CHECK}.service").rc != 0
